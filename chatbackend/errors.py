@@ -1,0 +1,109 @@
+"""One JSON error shape for every 4xx/5xx: {"error": {"code", "message", "details"?}}."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+from llm import LLMError
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A business rule refused the request. Services raise these; the handler maps them."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    error = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(status_code: int, code: str, message: str, details=None, headers=None):
+    response = JsonResponse(error_body(code, message, details), status=status_code)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+_DRF_CODES = {
+    exceptions.ValidationError: "invalid_request",
+    exceptions.ParseError: "malformed_request",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        return error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, RequestDataTooBig):
+        return error_response(413, "request_too_large", "The request body is too large.")
+    if isinstance(exc, LLMError):
+        headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
+        return error_response(exc.status, exc.code, exc.safe_message, headers=headers)
+
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+        return error_response(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Internal server error."
+        )
+    code = next((c for t, c in _DRF_CODES.items() if isinstance(exc, t)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        message, details = "The request body is invalid.", response.data
+    else:
+        message, details = str(getattr(exc, "detail", exc)), None
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            message = f"Rate limit exceeded. Retry in {int(exc.wait) + 1} seconds."
+    response.data = error_body(code, message, details)
+    return response
+
+
+def handler404(request, exception=None):
+    return error_response(404, "not_found", "Not found.")
+
+
+def handler500(request):
+    return error_response(500, "internal_error", "Internal server error.")
+
+
+def handler400(request, exception=None):
+    return error_response(400, "bad_request", "Bad request.")
+
+
+def handler403(request, exception=None):
+    return error_response(403, "permission_denied", "Permission denied.")

@@ -1,0 +1,253 @@
+"""Settings read from the environment (12-factor). Every variable is documented in README.md."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+# --- Core -------------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off "
+            "(set DJANGO_DEBUG=1 for local development)."
+        )
+    SECRET_KEY = "dev-insecure-secret-key-only-for-local-debug-use-0123456789abcdef"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "servestatic.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "adrf",
+    "drf_spectacular",
+    "accounts",
+    "chat",
+    "agents",
+    "usage",
+    "playground",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatbackend.urls"
+ASGI_APPLICATION = "chatbackend.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's native psycopg pool: a stream borrows a connection only for its writes and gives it
+    # back before it waits on the model, so many streams share a few connections.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+        "timeout": env_float("DB_POOL_TIMEOUT_S", 30),
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ------------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "chatbackend"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth -------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "chatbackend.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SIMPLE_JWT = {
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(
+        minutes=env_int("JWT_ACCESS_MINUTES", 15)
+    ),
+    "REFRESH_TOKEN_LIFETIME": __import__("datetime").timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Chat backend API",
+    "DESCRIPTION": (
+        "Streamed Gemini chat with stored conversations, six agent workflows, usage accounting."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Messages and agent runs both have a `status` with different choices: name both enums.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "chat.models.Message.Status",
+        "AgentRunStatusEnum": "agents.models.AgentRun.Status",
+    },
+}
+
+# --- AI provider ------------------------------------------------------------------------------
+GEMINI_API_KEY = env_str("GEMINI_API_KEY")
+AI_PROVIDER = env_str("AI_PROVIDER", "gemini" if GEMINI_API_KEY else "offline").lower()
+if AI_PROVIDER not in {"gemini", "offline"}:
+    raise ImproperlyConfigured("AI_PROVIDER must be 'gemini' or 'offline'.")
+if AI_PROVIDER == "gemini" and not GEMINI_API_KEY:
+    raise ImproperlyConfigured("AI_PROVIDER=gemini needs GEMINI_API_KEY.")
+GEMINI_MODEL = env_str("GEMINI_MODEL", "gemini-2.5-flash")
+GEMINI_MODEL_FAST = env_str("GEMINI_MODEL_FAST", "gemini-2.5-flash")
+GEMINI_MODEL_COMPLEX = env_str("GEMINI_MODEL_COMPLEX", "gemini-2.5-pro")
+GEMINI_FALLBACK_MODEL = env_str("GEMINI_FALLBACK_MODEL", "gemini-2.5-flash-lite")
+GEMINI_BASE_URL = env_str("GEMINI_BASE_URL") or None
+GEMINI_TIMEOUT_S = env_float("GEMINI_TIMEOUT_S", 60)
+GEMINI_MAX_RETRIES = env_int("GEMINI_MAX_RETRIES", 3)
+GEMINI_RETRY_INITIAL_DELAY_S = env_float("GEMINI_RETRY_INITIAL_DELAY_S", 1.0)
+GEMINI_RETRY_MAX_DELAY_S = env_float("GEMINI_RETRY_MAX_DELAY_S", 20.0)
+OFFLINE_CHUNK_DELAY_MS = env_int("OFFLINE_CHUNK_DELAY_MS", 30)
+
+# --- Limits -----------------------------------------------------------------------------------
+CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "10/m")
+AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "10/m")
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32000)
+AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 20000)
+CHAT_HISTORY_TOKEN_BUDGET = env_int("CHAT_HISTORY_TOKEN_BUDGET", 24000)
+STREAM_CHECKPOINT_S = env_float("STREAM_CHECKPOINT_S", 3.0)
+AGENT_CACHE_TTL_S = env_int("AGENT_CACHE_TTL_S", 3600)
+AGENT_MAX_CONCURRENT_WORKERS = env_int("AGENT_MAX_CONCURRENT_WORKERS", 4)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 256 * 1024)
+
+# --- CORS -------------------------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env_list("FRONTEND_URL", "http://localhost:3000")
+CORS_EXPOSE_HEADERS = [
+    "Content-Type",
+    "Cache-Control",
+    "X-Accel-Buffering",
+    "x-vercel-ai-ui-message-stream",
+    "Retry-After",
+]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "user-agent",
+    "x-requested-with",
+]
+
+# --- Static files, i18n -----------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production) --------------------------------------------------------------------
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .health import healthz, readyz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("accounts.urls")),
+    path("api/chat/", include("chat.urls")),
+    path("api/agents/", include("agents.urls")),
+    path("api/usage/", include("usage.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("", include("playground.urls")),
+]
+
+handler400 = "chatbackend.errors.handler400"
+handler403 = "chatbackend.errors.handler403"
+handler404 = "chatbackend.errors.handler404"
+handler500 = "chatbackend.errors.handler500"

@@ -1,0 +1,140 @@
+"""Encoders for the three stream formats the API speaks.
+
+- `UIMessageStream`: the Vercel AI SDK UI message stream protocol v1 (what `useChat` reads).
+- `SimpleStream`: the seed's own `data: {"content": ...}` frames.
+- `TextStream`: plain text, the JSON text of an object as it arrives (what `useObject` reads).
+
+Every method returns the bytes to send (empty when the format has no frame for that event)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.http import StreamingHttpResponse
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + _dumps(payload).encode() + b"\n\n"
+
+
+class StreamEncoder:
+    content_type = "text/event-stream"
+    headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+    def start(self, message_id: str, metadata: dict[str, Any] | None = None) -> bytes:
+        return b""
+
+    def text_start(self, text_id: str) -> bytes:
+        return b""
+
+    def text_delta(self, text_id: str, delta: str) -> bytes:
+        raise NotImplementedError
+
+    def text_end(self, text_id: str) -> bytes:
+        return b""
+
+    def data(self, name: str, data: Any, *, data_id: str | None = None) -> bytes:
+        return b""
+
+    def tool_input(self, call_id: str, tool_name: str, tool_input: dict[str, Any]) -> bytes:
+        return b""
+
+    def tool_output(self, call_id: str, output: dict[str, Any]) -> bytes:
+        return b""
+
+    def finish(self, reason: str, metadata: dict[str, Any] | None = None) -> bytes:
+        return b""
+
+    def error(self, message: str) -> bytes:
+        return b""
+
+    def done(self) -> bytes:
+        return b""
+
+
+class UIMessageStream(StreamEncoder):
+    headers = {**StreamEncoder.headers, "x-vercel-ai-ui-message-stream": "v1"}
+
+    def start(self, message_id, metadata=None):
+        chunk: dict[str, Any] = {"type": "start", "messageId": message_id}
+        if metadata:
+            chunk["messageMetadata"] = metadata
+        return _sse(chunk)
+
+    def text_start(self, text_id):
+        return _sse({"type": "text-start", "id": text_id})
+
+    def text_delta(self, text_id, delta):
+        return _sse({"type": "text-delta", "id": text_id, "delta": delta})
+
+    def text_end(self, text_id):
+        return _sse({"type": "text-end", "id": text_id})
+
+    def data(self, name, data, *, data_id=None):
+        chunk: dict[str, Any] = {"type": f"data-{name}"}
+        if data_id is not None:
+            chunk["id"] = data_id
+        chunk["data"] = data
+        return _sse(chunk)
+
+    def tool_input(self, call_id, tool_name, tool_input):
+        return _sse(
+            {
+                "type": "tool-input-available",
+                "toolCallId": call_id,
+                "toolName": tool_name,
+                "input": tool_input,
+            }
+        )
+
+    def tool_output(self, call_id, output):
+        return _sse({"type": "tool-output-available", "toolCallId": call_id, "output": output})
+
+    def finish(self, reason, metadata=None):
+        chunk: dict[str, Any] = {"type": "finish", "finishReason": reason}
+        if metadata:
+            chunk["messageMetadata"] = metadata
+        return _sse(chunk)
+
+    def error(self, message):
+        return _sse({"type": "error", "errorText": message})
+
+    def done(self):
+        return b"data: [DONE]\n\n"
+
+
+class SimpleStream(StreamEncoder):
+    """The seed's format: `data: {"content": chunk}` … `data: [DONE]`; errors `data: {"error"}`."""
+
+    def text_delta(self, text_id, delta):
+        return _sse({"content": delta})
+
+    def error(self, message):
+        return _sse({"error": message})
+
+    def done(self):
+        return b"data: [DONE]\n\n"
+
+
+class TextStream(StreamEncoder):
+    """Plain text: only the text itself (AI SDK's text stream, read by `useObject`)."""
+
+    content_type = "text/plain; charset=utf-8"
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+    def text_delta(self, text_id, delta):
+        return delta.encode()
+
+
+def streaming_response(
+    frames: AsyncIterator[bytes], encoder: StreamEncoder, *, status: int = 200
+) -> StreamingHttpResponse:
+    """A response over an *async* iterator, so ASGI sends each frame as it is produced."""
+    response = StreamingHttpResponse(frames, content_type=encoder.content_type, status=status)
+    for name, value in encoder.headers.items():
+        response[name] = value
+    return response
