@@ -1,0 +1,32 @@
+"""Helpers to read our streams in tests."""
+
+import json
+
+
+def parse_sse(body: bytes) -> list:
+    """Split an SSE body into its frames: parsed JSON, or the string "[DONE]"."""
+    text = body.decode()
+    assert text.endswith("\n\n"), "every frame ends with a blank line"
+    frames = []
+    for block in text.split("\n\n")[:-1]:
+        assert block.startswith("data: "), block
+        payload = block[len("data: ") :]
+        frames.append(payload if payload == "[DONE]" else json.loads(payload))
+    return frames
+
+
+async def read_body(response) -> bytes:
+    return b"".join([chunk async for chunk in response.streaming_content])
+
+
+async def stream(client, headers, body, *, query="", extra_headers=None):
+    """POST to the chat stream; returns (response, frames or JSON body)."""
+    response = await client.post(
+        f"/api/chat/stream/{query}",
+        json.dumps(body) if not isinstance(body, str) else body,
+        content_type="application/json",
+        headers={**headers, **(extra_headers or {})},
+    )
+    if response.streaming:
+        return response, parse_sse(await read_body(response))
+    return response, json.loads(response.content)
