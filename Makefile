@@ -15,6 +15,10 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 
 install: $(BIN)/activate
 
+# The Vercel AI SDK, for the test that drives our stream with its own client (skipped without npm).
+tests/ai_sdk/node_modules: tests/ai_sdk/package-lock.json
+	-command -v npm >/dev/null && npm ci --prefix tests/ai_sdk --silent --no-audit --no-fund
+
 ## Set up and serve on http://localhost:$(PORT)/ (offline provider unless GEMINI_API_KEY is set).
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -23,7 +27,7 @@ run: install
 		--timeout-graceful-shutdown 10
 
 ## The whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite).
-test: install
+test: install tests/ai_sdk/node_modules
 	DJANGO_DEBUG=0 $(BIN)/ruff check .
 	DJANGO_DEBUG=0 $(BIN)/python -m pytest
 
