@@ -264,9 +264,10 @@ async def open_reply(turn: Turn) -> AsyncIterator[StreamEvent]:
     client leaves while waiting)."""
     if turn.stored_reply is not None:
         return _events(TextDelta(turn.stored_reply), StreamFinish("stop", Usage(), turn.model))
-    history = await history_within_budget(turn)
-    events = get_provider().stream_chat(history, model=turn.model)
+    events = None
     try:
+        history = await history_within_budget(turn)
+        events = get_provider().stream_chat(history, model=turn.model)
         first = await anext(events)
     except StopAsyncIteration:
         return _events()
@@ -274,7 +275,8 @@ async def open_reply(turn: Turn) -> AsyncIterator[StreamEvent]:
         await _save_reply_async(turn, [], Message.Status.ERROR, finish_reason="error")
         raise
     except asyncio.CancelledError:
-        await events.aclose()
+        if events is not None:
+            await events.aclose()
         await _save_reply_async(turn, [], Message.Status.INTERRUPTED, finish_reason="other")
         raise
     return _events(first, rest=events)
