@@ -7,18 +7,17 @@ text as plain text (what AI SDK `useObject` reads)."""
 
 from __future__ import annotations
 
-from adrf.views import APIView
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from chatbackend.db import run_db
 from chatbackend.errors import NotFound, error_response
 from chatbackend.throttling import AgentRateThrottle
 from streaming.encoders import StreamEncoder, TextStream, UIMessageStream, streaming_response
+from streaming.views import StreamingAPIView
 
 from .patterns import PATTERNS, Pattern
 from .runner import execute, start_run
@@ -41,13 +40,9 @@ def run_document(run_id) -> dict:
     return AgentRunSerializer(run_with_steps(run_id=run_id)).data
 
 
-class AgentPatternView(APIView):
+class AgentPatternView(StreamingAPIView):
     throttle_classes = [AgentRateThrottle]
     pattern: Pattern
-
-    def perform_content_negotiation(self, request, force=False):
-        # The response format is chosen from Accept in `post`; errors are always JSON.
-        return JSONRenderer(), "application/json"
 
     async def post(self, request):
         body = self.pattern.input_serializer(data=request.data)

@@ -1,4 +1,3 @@
-from adrf.views import APIView as AsyncAPIView
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -8,6 +7,7 @@ from rest_framework.response import Response
 from chatbackend.db import run_db
 from chatbackend.throttling import ChatRateThrottle
 from streaming import SimpleStream, UIMessageStream, streaming_response
+from streaming.views import StreamingAPIView
 
 from . import services
 from .selectors import conversations_of, messages_of
@@ -64,7 +64,7 @@ STREAM_EXAMPLE = (
 )
 
 
-class ChatStreamView(AsyncAPIView):
+class ChatStreamView(StreamingAPIView):
     throttle_classes = [ChatRateThrottle]
 
     @extend_schema(
