@@ -1,0 +1,106 @@
+// The API client: JSON requests with a bearer token that is refreshed shortly before it expires.
+const STORAGE_KEY = "playground.tokens";
+const REFRESH_MARGIN_MS = 60_000;
+
+let tokens = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null"); // {access, refresh} or null
+let refreshing = null; // the refresh in flight, shared by concurrent requests
+let sessionExpired = () => {};
+
+/** A refused request: HTTP status, the API's error code, a message to show, Retry-After seconds. */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    Object.assign(this, { name: "ApiError", status, code, retryAfter });
+  }
+}
+
+export const isLoggedIn = () => tokens !== null;
+export const onSessionExpired = (handler) => { sessionExpired = handler; };
+export const logOut = () => saveTokens(null);
+
+export async function logIn(username, password) {
+  const body = { username, password };
+  saveTokens(await api("/api/auth/token/", { method: "POST", body, auth: false }));
+}
+
+export async function signUp(username, password, email) {
+  const body = { username, password, ...(email && { email }) };
+  await api("/api/auth/register/", { method: "POST", body, auth: false });
+  await logIn(username, password);
+}
+
+/** fetch() for the API: sends `body` as JSON, adds the token, throws ApiError unless 2xx. */
+export async function request(path, { method = "GET", body, headers = {}, signal, auth = true } = {}) {
+  const init = { method, signal, headers: { "Content-Type": "application/json", ...headers } };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  if (auth) init.headers.Authorization = `Bearer ${await accessToken()}`;
+  const response = await fetch(path, init);
+  if (response.status === 401 && auth) throw expire();
+  if (!response.ok) throw await errorFrom(response);
+  return response;
+}
+
+/** request(), then the parsed JSON body (null for 204 No Content). */
+export async function api(path, options) {
+  const response = await request(path, options);
+  return response.status === 204 ? null : response.json();
+}
+
+/** A JWT's claims (its payload is readable by anyone; only the server checks the signature). */
+function claims(jwt) {
+  return JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+}
+
+/** Whether the access token expires within a minute (or a quarter of its lifetime, if shorter). */
+function accessExpiresSoon() {
+  const { exp, iat } = claims(tokens.access);
+  const margin = Math.min(REFRESH_MARGIN_MS, ((exp - iat) * 1000) / 4);
+  return exp * 1000 - Date.now() < margin;
+}
+
+async function accessToken() {
+  if (!tokens || claims(tokens.refresh).exp * 1000 < Date.now()) throw expire();
+  if (accessExpiresSoon()) {
+    refreshing ??= refresh().finally(() => { refreshing = null; });
+    await refreshing;
+  }
+  return tokens.access;
+}
+
+async function refresh() {
+  const response = await fetch("/api/auth/token/refresh/", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh: tokens.refresh }),
+  });
+  if (!response.ok) throw expire();
+  saveTokens({ ...tokens, ...(await response.json()) }); // a rotated refresh token replaces ours
+}
+
+function saveTokens(value) {
+  tokens = value;
+  if (value) localStorage.setItem(STORAGE_KEY, JSON.stringify(value));
+  else localStorage.removeItem(STORAGE_KEY);
+}
+
+function expire() {
+  saveTokens(null);
+  sessionExpired();
+  return new ApiError(401, "session_expired", "Your session has expired: please log in again.");
+}
+
+/** The API's JSON error {"error": {code, message, details?}} as an ApiError. */
+async function errorFrom(response) {
+  const { status, headers } = response;
+  const body = await response.json().catch(() => ({}));
+  const { code = `http_${status}`, details } = body.error ?? {};
+  let message = body.error?.message ?? (response.statusText || "Request failed.");
+  if (details && typeof details === "object") {
+    const problems = Object.entries(details).map(([field, text]) => `${field}: ${[text].flat().join(" ")}`);
+    message += " " + problems.join("; ");
+  }
+  const retryAfter = Number(headers.get("Retry-After")) || null;
+  if (status === 429) message = `Too many requests: wait ${retryAfter ?? "a few"} seconds and try again.`;
+  if (status >= 500) message = `The server failed (${status}): ${message}`;
+  return new ApiError(status, code, message, retryAfter);
+}
