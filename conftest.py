@@ -1,10 +1,24 @@
 """Fixtures shared by every app's tests."""
 
+import asyncio
+
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 pytest_plugins = ["tests.fixtures_gemini"]
+
+
+@pytest.fixture(autouse=True)
+def close_connections_of_async_tests(request):
+    """An async test's own ORM calls run in asgiref's single executor thread, whose connections
+    pytest-django never closes: on PostgreSQL the test database then cannot be dropped at the end
+    of the run ("being accessed by other users"). Close them after each async test."""
+    yield
+    if asyncio.iscoroutinefunction(request.function):
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
 @pytest.fixture

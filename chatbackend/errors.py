@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -68,6 +69,15 @@ def api_exception_handler(exc, context):
         return error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, "request_too_large", "The request body is too large.")
+    if isinstance(exc, OperationalError):
+        # The database is down or its connection pool stayed exhausted: a passing condition.
+        logger.warning("Database unavailable: %s", type(exc).__name__)
+        return error_response(
+            503,
+            "service_unavailable",
+            "The service is busy. Please retry shortly.",
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, LLMError):
         headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
         return error_response(exc.status, exc.code, exc.safe_message, headers=headers)
@@ -88,7 +98,7 @@ def api_exception_handler(exc, context):
     else:
         message, details = str(getattr(exc, "detail", exc)), None
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            message = f"Rate limit exceeded. Retry in {int(exc.wait) + 1} seconds."
+            message = f"Rate limit exceeded. Retry in {int(exc.wait)} seconds."
     response.data = error_body(code, message, details)
     return response
 

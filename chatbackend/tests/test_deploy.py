@@ -1,0 +1,158 @@
+"""Probes, static files and production settings, checked on real processes."""
+
+import json
+import re
+import secrets
+import subprocess
+import sys
+
+import httpx
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from tests.live_server import free_port
+from tests.server_process import BASE_DIR, ServerProcess, production_env
+
+
+def manage(*args: str, env: dict[str, str], timeout_s: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+# --- Probes -------------------------------------------------------------------------------------
+
+
+def test_healthz_says_which_provider(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "provider": "offline"}
+
+
+@pytest.mark.django_db
+def test_readyz_when_database_and_cache_answer(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "provider": "offline",
+        "database": "ok",
+        "cache": "ok",
+    }
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_when_the_cache_fails(client, monkeypatch):
+    async def broken(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "aset", broken)
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["cache"] == "unavailable"
+    assert response.json()["database"] == "ok"
+
+
+def test_readyz_is_503_json_when_the_database_is_unreachable():
+    closed_port = free_port()  # nothing listens there
+    env = production_env(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{closed_port}/nowhere",
+        DB_POOL_TIMEOUT_S="1",
+    )
+    with ServerProcess(env) as server:
+        alive = httpx.get(f"{server.url}/healthz", timeout=10)
+        ready = httpx.get(f"{server.url}/readyz", timeout=10)
+
+    assert alive.status_code == 200
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/json"
+    assert ready.json() == {
+        "status": "unavailable",
+        "provider": "offline",
+        "database": "unavailable",
+        "cache": "ok",
+    }
+
+
+# --- Static files -------------------------------------------------------------------------------
+
+
+def test_admin_static_files_are_served_by_uvicorn(live_server_url):
+    response = httpx.get(f"{live_server_url}/static/admin/css/base.css", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert "body" in response.text
+
+
+def test_collected_static_files_are_served_with_debug_off(tmp_path):
+    env = production_env(
+        DJANGO_STATIC_ROOT=str(tmp_path / "static"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    collected = manage("collectstatic", "--noinput", env=env)
+    assert collected.returncode == 0, collected.stderr
+    manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())
+    hashed = manifest["paths"]["admin/css/base.css"]
+
+    with ServerProcess(env) as server:
+        plain = httpx.get(f"{server.url}/static/admin/css/base.css", timeout=10)
+        versioned = httpx.get(
+            f"{server.url}/static/{hashed}", headers={"Accept-Encoding": "gzip"}, timeout=10
+        )
+        admin = httpx.get(f"{server.url}/admin/login/", timeout=10)
+
+    assert plain.status_code == 200
+    assert versioned.status_code == 200
+    assert "immutable" in versioned.headers["cache-control"]
+    assert versioned.headers.get("content-encoding") == "gzip"
+    assert "sorting-icons" in plain.text
+    # The admin's pages link the hashed names (the manifest storage is in use).
+    assert f"/static/{hashed}" in admin.text
+
+
+# --- Production settings ------------------------------------------------------------------------
+
+
+def deploy_env(**overrides: str) -> dict[str, str]:
+    env = production_env(**overrides)
+    del env["DJANGO_SECURE_SSL_REDIRECT"]  # production default: on
+    return env
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    env = deploy_env(
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="example.com",
+    )
+    result = manage("check", "--deploy", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_refuses_to_start_with_debug_off_and_no_secret():
+    env = deploy_env(DJANGO_DEBUG="0")
+    del env["DJANGO_SECRET_KEY"]
+
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+    with pytest.raises(RuntimeError, match="DJANGO_SECRET_KEY must be set"):
+        ServerProcess(env).start()
+
+
+@pytest.mark.parametrize("path", ["Makefile", "Dockerfile"])
+def test_served_with_a_graceful_shutdown_timeout(path):
+    """uvicorn waits this long for open streams on SIGTERM, then cancels them (they save)."""
+    text = (BASE_DIR / path).read_text()
+    assert re.search(r"uvicorn .*--timeout-graceful-shutdown \d+", text.replace("\\\n", " "))
