@@ -56,10 +56,14 @@ def test_missing_fields_are_400(client):
 
 def test_token_obtain_refresh_and_me(client):
     register(client, username="bob", password=PASSWORD)
-    tokens = client.post("/api/auth/token/", {"username": "bob", "password": PASSWORD}, format="json").json()
+    tokens = client.post(
+        "/api/auth/token/", {"username": "bob", "password": PASSWORD}, format="json"
+    ).json()
     assert {"access", "refresh"} <= tokens.keys()
 
-    refreshed = client.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
+    refreshed = client.post(
+        "/api/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json"
+    )
     assert refreshed.status_code == 200 and refreshed.json()["access"]
 
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {refreshed.json()['access']}")
@@ -70,7 +74,9 @@ def test_token_obtain_refresh_and_me(client):
 
 def test_wrong_password_is_401(client):
     register(client, username="bob", password=PASSWORD)
-    response = client.post("/api/auth/token/", {"username": "bob", "password": "nope"}, format="json")
+    response = client.post(
+        "/api/auth/token/", {"username": "bob", "password": "nope"}, format="json"
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "authentication_failed"
 
