@@ -84,10 +84,12 @@ def test_disconnect_interrupts_the_run(
         assert run.status == "interrupted"
         steps = list(run.steps.order_by("position").values_list("name", "status"))
         assert steps == [("InitialGeneration", "complete"), ("QualityEvaluation", "interrupted")]
-        # The model request in flight was abandoned too (the step announces itself before its
-        # request reaches the stand-in, so wait for the request as well).
+        # The model request in flight was abandoned too. The step announces itself before its
+        # request goes out, so the cancellation may also come before the stand-in saw it at all:
+        # either way no request is left waiting on the model.
         assert gemini_standin.wait_until(
-            lambda: len(gemini_standin.requests) == 2 and gemini_standin.requests[1].disconnected
+            lambda: all(r.status == 200 or r.disconnected for r in gemini_standin.requests)
         )
+        assert all(r.disconnected for r in gemini_standin.requests[1:])
     finally:
         gate.set()
