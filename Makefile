@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: install
-	DJANGO_DEBUG=0 $(BIN)/python -m bench.run
+	DJANGO_DEBUG=0 $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -130,6 +130,17 @@ async def _on_response(response: Any) -> None:
         tracking.responses.append(response)
 
 
+def _connection_limits() -> Any:
+    """httpx's default cap of 100 connections (one per open stream), but all of them kept alive
+    (httpx keeps 20): after a burst, a busy worker reuses its connections instead of opening
+    (and, against Gemini, TLS-handshaking) new ones for most requests."""
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - the SDK falls back to httpx
+        import httpx as httpx2
+    return httpx2.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0)
+
+
 _ssl_context: Any = None
 
 
@@ -340,6 +351,7 @@ class GeminiProvider:
                 "verify": _shared_ssl_context(),
                 "ssl": _shared_ssl_context(),  # the SDK's websocket/aiohttp argument
                 "event_hooks": {"request": [_on_request], "response": [_on_response]},
+                "limits": _connection_limits(),
             },
         )
         self._client = genai.Client(api_key=api_key, vertexai=False, http_options=http_options)

@@ -1,0 +1,707 @@
+"""The streaming benchmark, on one machine (`make bench`, or `python -m bench.run --help`).
+
+Starts three processes besides this one, each with its own CPU so they can be measured apart:
+
+* the Gemini stand-in (`bench.standin`): first chunk after `--first-delay`, then `--chunks - 1`
+  more every `--interval`;
+* the server: `uvicorn --loop uvloop --http httptools`, one worker, DEBUG off, the gemini
+  provider pointed at the stand-in, PostgreSQL database `--db-name` (dropped, created and
+  migrated here), Django's pool capped at `--pool-max`;
+* the load generator (`bench.loadgen`), once per measurement.
+
+For each level N: N concurrent workers, each running `--turns` full chat turns back to back
+(`POST /api/chat/stream/`, read to `data: [DONE]`), and the same load straight against the
+stand-in as the baseline (what a backend that adds nothing would give). Then optionally the
+`parallel` agent. Results: JSON in bench/results/, a markdown table on stdout.
+
+Every process started here is stopped on exit, Ctrl-C and failure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PY = sys.executable
+MODEL = "gemini-2.5-flash"
+SECRET = "bench-secret-key-not-for-production-0123456789abcdefghijklmnop"
+
+
+# --- small helpers ---------------------------------------------------------------------------
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 1)
+
+
+def raise_open_files_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by the children
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --- processes -------------------------------------------------------------------------------
+class Processes:
+    """Every child process, stopped (TERM, then KILL) in reverse order on close."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], **kwargs) -> subprocess.Popen:
+        process = subprocess.Popen(args, cwd=BASE_DIR, **kwargs)
+        self.children.append((name, process))
+        return process
+
+    def stop(self, process: subprocess.Popen, sig: int = signal.SIGTERM, wait_s: float = 15):
+        if process.poll() is None:
+            try:
+                process.send_signal(sig)
+                process.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        for name, process in reversed(self.children):
+            if process.poll() is None:
+                log(f"stopping {name} (pid {process.pid})")
+                if process.stdin and not process.stdin.closed:
+                    try:
+                        process.stdin.close()
+                    except OSError:
+                        pass
+                self.stop(process, signal.SIGINT if name == "server" else signal.SIGTERM)
+        self.children.clear()
+
+
+def server_env(args, db_url: str, standin_url: str) -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update(
+        DJANGO_SETTINGS_MODULE="chatbackend.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=SECRET,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DATABASE_URL=db_url,
+        DB_POOL_MAX_SIZE=str(args.pool_max),
+        AI_PROVIDER="gemini",
+        GEMINI_API_KEY="bench-key",
+        GEMINI_BASE_URL=standin_url,
+        GEMINI_MODEL=MODEL,
+        CHAT_RATE_LIMIT="0",
+        AGENT_RATE_LIMIT="0",
+        AGENT_CACHE_TTL_S="0",
+        JWT_ACCESS_MINUTES="240",
+        LOG_LEVEL=args.log_level,
+        PYTHONUNBUFFERED="1",
+    )
+    for assignment in args.server_env:
+        name, _, value = assignment.partition("=")
+        env[name] = value
+    return env
+
+
+def create_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error as exc:
+        log(f"could not drop {name}: {exc}")
+
+
+def start_standin(procs: Processes, args) -> str:
+    process = procs.start(
+        "stand-in",
+        [
+            PY,
+            "-m",
+            "bench.standin",
+            f"--first-delay={args.first_delay}",
+            f"--interval={args.interval}",
+            f"--chunks={args.chunks}",
+            f"--json-delay={args.json_delay}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline().strip()
+    if not line.startswith("PORT "):
+        raise RuntimeError(f"the stand-in did not start: {line!r}")
+    return f"http://127.0.0.1:{line.split()[1]}"
+
+
+def start_server(procs: Processes, args, env: dict[str, str], log_path: Path):
+    port = free_port()
+    uvicorn = [
+        PY,
+        "-m",
+        "uvicorn",
+        "chatbackend.asgi:application",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--workers=1",
+        "--loop=uvloop",
+        "--http=httptools",
+        "--backlog=4096",
+        "--timeout-graceful-shutdown=5",
+        "--log-level=warning" if args.log_level == "WARNING" else "--log-level=info",
+    ]
+    if not args.access_log:
+        uvicorn.append("--no-access-log")
+    profile_out = None
+    if args.profile == "pyinstrument":  # the main thread only, from start-up to the end
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        profile_out = RESULTS_DIR / f"profile-{stamp}.pyinstrument.txt"
+        uvicorn = [PY, "-m", "pyinstrument", "-r", "text", "-o", str(profile_out), *uvicorn[1:]]
+    log_file = open(log_path, "w")
+    process = procs.start("server", uvicorn, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    with httpx.Client(timeout=2) as client:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited at start-up; see {log_path}")
+            try:
+                if client.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not answer /healthz; see {log_path}")
+            time.sleep(0.1)  # the interval between readiness probes
+    # With a profiler in front, the server is its child.
+    server = psutil.Process(process.pid)
+    if args.profile == "pyinstrument":
+        pythons = [c for c in server.children(recursive=True) if "python" in c.name().lower()]
+        server = pythons[0] if pythons else server
+    return process, server, url, port, profile_out
+
+
+# --- measuring -------------------------------------------------------------------------------
+class Sampler(threading.Thread):
+    """Samples the server's RSS and the bench database's PostgreSQL connections."""
+
+    def __init__(self, server: psutil.Process, admin_url: str, db_name: str, every_s=0.05):
+        super().__init__(daemon=True)
+        self.server, self.admin_url, self.db_name, self.every_s = (
+            server,
+            admin_url,
+            db_name,
+            every_s,
+        )
+        self.peak_rss = 0
+        self.peak_pg = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            while not self._halt.is_set():
+                try:
+                    self.peak_rss = max(self.peak_rss, self.server.memory_info().rss)
+                except psutil.Error:
+                    return
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (self.db_name,)
+                ).fetchone()
+                self.peak_pg = max(self.peak_pg, count)
+                self._halt.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+def pg_connections(admin_url: str, db_name: str) -> int:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (db_name,)
+        ).fetchone()[0]
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def run_loadgen(job: dict, timeout_s: float) -> dict:
+    completed = subprocess.run(
+        [PY, "-m", "bench.loadgen"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        cwd=BASE_DIR,
+        timeout=timeout_s,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"load generator failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout)
+
+
+def summarize(result: dict) -> dict:
+    turns = result["turns"]
+    ok = [t for t in turns if t["ok"]]
+    errors: dict[str, int] = {}
+    for t in turns:
+        if not t["ok"]:
+            key = (t["error"] or "?")[:120]
+            errors[key] = errors.get(key, 0) + 1
+    ttft = [t["ttft_s"] for t in ok]
+    gaps = [g for t in ok for g in t["gaps_s"]]
+    return {
+        "turns": len(turns),
+        "completed": len(ok),
+        "failed": len(turns) - len(ok),
+        "errors": errors,
+        "wall_s": round(result["wall_s"], 3),
+        "turns_per_s": round(len(ok) / result["wall_s"], 1) if result["wall_s"] else None,
+        "ttft_ms": {q: ms(percentile(ttft, q)) for q in (50, 90, 99)},
+        "ttft_max_ms": ms(max(ttft)) if ttft else None,
+        "gap_ms": {q: ms(percentile(gaps, q)) for q in (50, 90, 99)},
+        "gap_max_ms": ms(max(gaps)) if gaps else None,
+        "tokens_per_turn": round(sum(t["tokens"] for t in ok) / len(ok), 1) if ok else None,
+    }
+
+
+def chat_job(args, port: int, tokens: list[str], level: int, *, mode: str) -> dict:
+    if mode == "backend":
+        path = "/api/chat/stream/"
+        requests = [
+            {
+                "headers": {"Authorization": f"Bearer {tokens[i]}"},
+                "body": {"message": f"Benchmark question {i}: how do streams work?"},
+            }
+            for i in range(level)
+        ]
+    else:
+        path = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
+        requests = [
+            {
+                "headers": {"x-goog-api-key": "bench-key"},
+                "body": {
+                    "contents": [
+                        {"role": "user", "parts": [{"text": f"Benchmark question {i}: how?"}]}
+                    ]
+                },
+            }
+            for i in range(level)
+        ]
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "mode": mode,
+        "path": path,
+        "requests": requests,
+        "turns_per_worker": args.turns,
+        "timeout_s": args.turn_timeout,
+        "deadline_s": args.level_deadline,
+    }
+
+
+def start_py_spy(args, pid: int, level: int) -> subprocess.Popen:
+    """py-spy sampling the server (all threads) while one level runs: collapsed stacks, for
+    `python -m bench.profile_summary <file>`. Its own CPU is not the server's, but sampling
+    pauses the server briefly, so CPU figures of a profiled run are not the benchmark's."""
+    out = RESULTS_DIR / f"profile-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{level}.txt"
+    log(f"py-spy -> {out}")
+    return subprocess.Popen(
+        [
+            str(Path(PY).with_name("py-spy")),
+            "record",
+            f"--pid={pid}",
+            "--rate=100",
+            "--format=raw",
+            "--threads",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def measure_level(args, ctx: dict, level: int) -> dict:
+    standin_port = int(ctx["standin_url"].rsplit(":", 1)[1])
+    log(f"level {level}: baseline (straight to the stand-in)")
+    baseline = summarize(
+        run_loadgen(
+            chat_job(args, standin_port, ctx["tokens"], level, mode="standin"),
+            args.level_deadline + args.turn_timeout + 30,
+        )
+    )
+    time.sleep(args.settle)
+    log(f"level {level}: through the backend")
+    server: psutil.Process = ctx["server"]
+    rss_before = server.memory_info().rss
+    sampler = Sampler(server, ctx["admin_url"], args.db_name)
+    sampler.start()
+    spy = start_py_spy(args, server.pid, level) if args.profile == "py-spy" else None
+    cpu0 = cpu_seconds(server)
+    try:
+        raw = run_loadgen(
+            chat_job(args, ctx["port"], ctx["tokens"], level, mode="backend"),
+            args.level_deadline + args.turn_timeout + 30,
+        )
+    finally:
+        cpu1 = cpu_seconds(server)
+        sampler.stop()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+    backend = summarize(raw)
+    time.sleep(args.settle)
+    idle = ctx["idle_rss"]
+    cpu = cpu1 - cpu0
+    row = {
+        "level": level,
+        "backend": backend,
+        "baseline": baseline,
+        "added_ttft_ms": {
+            q: diff(backend["ttft_ms"][q], baseline["ttft_ms"][q]) for q in (50, 90, 99)
+        },
+        "added_gap_ms": {
+            q: diff(backend["gap_ms"][q], baseline["gap_ms"][q]) for q in (50, 90, 99)
+        },
+        "server_cpu_s": round(cpu, 3),
+        "cpu_ms_per_turn": round(cpu / backend["completed"] * 1000, 2)
+        if backend["completed"]
+        else None,
+        "cpu_utilisation": round(cpu / backend["wall_s"], 2) if backend["wall_s"] else None,
+        "rss_before_mb": round(rss_before / 2**20, 1),
+        "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+        "kb_per_stream": round((sampler.peak_rss - idle) / level / 1024, 1),
+        "peak_pg_connections": sampler.peak_pg,
+    }
+    log(
+        f"level {level}: {backend['completed']}/{backend['turns']} ok, "
+        f"ttft p50 {backend['ttft_ms'][50]} ms (baseline {baseline['ttft_ms'][50]}), "
+        f"cpu {row['cpu_ms_per_turn']} ms/turn, pg {sampler.peak_pg}"
+    )
+    if backend["errors"]:
+        log(f"level {level}: errors {backend['errors']}")
+    if baseline["failed"]:
+        log(f"level {level}: BASELINE errors {baseline['errors']}")
+    return row
+
+
+def measure_parallel_agent(args, ctx: dict) -> dict | None:
+    if not (BASE_DIR / "agents" / "patterns" / "parallel.py").exists():
+        log("agents/patterns/parallel.py not there: skipping the agent benchmark")
+        return None
+    import asyncio
+
+    async def one(client: httpx.AsyncClient, i: int) -> dict:
+        started = time.perf_counter()
+        response = await client.post(
+            f"{ctx['url']}/api/agents/parallel/",
+            json={"code": f"def f{i}(x):\n    return eval(x)  # review {i}\n"},
+            headers={
+                "Authorization": f"Bearer {ctx['tokens'][i]}",
+                "Accept": "application/json",
+            },
+        )
+        wall = time.perf_counter() - started
+        if response.status_code != 200:
+            return {"ok": False, "error": f"HTTP {response.status_code}: {response.text[:200]}"}
+        run = response.json()
+        steps = {s["name"]: s for s in run.get("steps") or []}
+
+        def duration(step: dict) -> float:
+            return step.get("durationMs", step.get("duration_ms")) or 0
+
+        reviews = [
+            duration(steps[n])
+            for n in ("SecurityReview", "PerformanceReview", "MaintainabilityReview")
+            if n in steps
+        ]
+        return {
+            "ok": run.get("status") == "complete" and len(reviews) == 3,
+            "error": run.get("error") or None,
+            "wall_ms": round(wall * 1000, 1),
+            "reviews_ms": reviews,
+            "summary_ms": duration(steps.get("ReviewSummary", {})),
+        }
+
+    async def level(concurrency: int) -> dict:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+            started = time.perf_counter()
+            runs = await asyncio.gather(*(one(client, i) for i in range(concurrency)))
+            wall = time.perf_counter() - started
+        ok = [r for r in runs if r["ok"]]
+        sums = [sum(r["reviews_ms"]) for r in ok]
+        maxes = [max(r["reviews_ms"]) for r in ok]
+        walls = [r["wall_ms"] for r in ok]
+        return {
+            "concurrency": concurrency,
+            "runs": len(runs),
+            "completed": len(ok),
+            "failed": len(runs) - len(ok),
+            "errors": [r.get("error") for r in runs if not r["ok"]][:5],
+            "batch_wall_s": round(wall, 2),
+            "wall_ms_p50": percentile(walls, 50),
+            "reviews_sum_ms_p50": percentile(sums, 50),
+            "reviews_max_ms_p50": percentile(maxes, 50),
+            "summary_ms_p50": percentile([r["summary_ms"] for r in ok], 50),
+            "wall_minus_max_minus_summary_ms_p50": percentile(
+                [r["wall_ms"] - max(r["reviews_ms"]) - r["summary_ms"] for r in ok], 50
+            ),
+        }
+
+    results = []
+    for concurrency in args.agent_levels:
+        log(f"parallel agent: {concurrency} concurrent runs")
+        results.append(asyncio.run(level(concurrency)))
+        log(f"parallel agent: {results[-1]}")
+    return {"json_delay_s": args.json_delay, "levels": results}
+
+
+# --- report ----------------------------------------------------------------------------------
+def table(rows: list[dict]) -> str:
+    head = (
+        "| streams | turns ok / failed | TTFT p50 / p99 (ms) | baseline TTFT p50 / p99 | "
+        "added TTFT p50 / p99 | added gap p50 / p99 | turns/s (baseline) | peak RSS MB | "
+        "KB / stream | peak PG conns | server CPU ms / turn |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for r in rows:
+        b, base = r["backend"], r["baseline"]
+        lines.append(
+            f"| {r['level']} | {b['completed']} / {b['failed']} | "
+            f"{b['ttft_ms'][50]} / {b['ttft_ms'][99]} | "
+            f"{base['ttft_ms'][50]} / {base['ttft_ms'][99]} | "
+            f"{r['added_ttft_ms'][50]} / {r['added_ttft_ms'][99]} | "
+            f"{r['added_gap_ms'][50]} / {r['added_gap_ms'][99]} | "
+            f"{b['turns_per_s']} ({base['turns_per_s']}) | {r['peak_rss_mb']} | "
+            f"{r['kb_per_stream']} | {r['peak_pg_connections']} | {r['cpu_ms_per_turn']} |"
+        )
+    return "\n".join(lines)
+
+
+def agent_table(agent: dict | None) -> str:
+    if not agent:
+        return ""
+    lines = [
+        "| concurrent runs | ok / failed | wall p50 (ms) | sum of reviews p50 | "
+        "slowest review p50 | summary step p50 | wall - slowest - summary p50 |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in agent["levels"]:
+        lines.append(
+            f"| {r['concurrency']} | {r['completed']} / {r['failed']} | {r['wall_ms_p50']} | "
+            f"{r['reviews_sum_ms_p50']} | {r['reviews_max_ms_p50']} | {r['summary_ms_p50']} | "
+            f"{r['wall_minus_max_minus_summary_ms_p50']} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    try:
+        with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres") as conn:
+            pg = conn.execute("SHOW server_version").fetchone()[0]
+    except psycopg.Error:
+        pg = "?"
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu_model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "postgresql": pg,
+        "platform": platform.platform(),
+    }
+
+
+# --- main ------------------------------------------------------------------------------------
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--levels", default="10,100,200,500,1000", help="concurrent streams per level")
+    p.add_argument("--turns", type=int, default=3, help="turns per concurrent stream, per level")
+    p.add_argument("--quick", action="store_true", help="1 turn per stream, agents at 1 and 10")
+    p.add_argument("--first-delay", type=float, default=0.15, help="stand-in: s to first chunk")
+    p.add_argument("--interval", type=float, default=0.03, help="stand-in: s between chunks")
+    p.add_argument("--chunks", type=int, default=20, help="stand-in: chunks per reply")
+    p.add_argument("--json-delay", type=float, default=0.4, help="stand-in: s per agent step")
+    p.add_argument("--agent-levels", default="1,10,50", help="parallel-agent concurrency")
+    p.add_argument("--no-agents", action="store_true")
+    p.add_argument("--pool-max", type=int, default=10, help="DB_POOL_MAX_SIZE")
+    p.add_argument("--db-name", default="chatbackend_bench")
+    p.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="server, no db")
+    p.add_argument("--keep-db", action="store_true", help="leave the bench database behind")
+    p.add_argument("--turn-timeout", type=float, default=60)
+    p.add_argument("--level-deadline", type=float, default=120, help="no new turns after this")
+    p.add_argument("--settle", type=float, default=1.0, help="s of quiet between measurements")
+    p.add_argument("--profile", choices=["py-spy", "pyinstrument"], default=None)
+    p.add_argument("--log-level", default="INFO", choices=["INFO", "WARNING"])
+    p.add_argument("--access-log", action="store_true", help="uvicorn's access log on")
+    p.add_argument(
+        "--server-env", action="append", default=[], help="NAME=value for the server (A/B runs)"
+    )
+    p.add_argument("--label", default="", help="a name for this run in the results file")
+    args = p.parse_args(argv)
+    args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    args.agent_levels = [int(x) for x in args.agent_levels.split(",") if x.strip()]
+    if args.quick:
+        args.turns = 1
+        args.agent_levels = [1, 10]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:] + shlex.split(os.environ.get("BENCH_ARGS", ""))
+    args = parse_args(argv)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    nofile = raise_open_files_limit()
+    admin_url = f"{args.pg}/postgres"
+    db_url = f"{args.pg}/{args.db_name}"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    procs = Processes()
+    # Ctrl-C reaches the children too (same process group); SIGTERM to this process stops them.
+    signal.signal(signal.SIGTERM, _interrupt)
+    report: dict = {
+        "label": args.label,
+        "started": stamp,
+        "machine": machine(),
+        "open_files_limit": nofile,
+        "options": {k: v for k, v in vars(args).items()},
+        "command": " ".join([Path(PY).name, "-m", "bench.run", *argv]),
+    }
+    try:
+        log(f"database {args.db_name}: drop, create, migrate")
+        create_database(admin_url, args.db_name)
+        standin_url = start_standin(procs, args)
+        log(f"stand-in at {standin_url}")
+        env = server_env(args, db_url, standin_url)
+        subprocess.run(
+            [PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True
+        )
+        users = max([*args.levels, *args.agent_levels, 10])
+        log(f"creating {users} users and tokens")
+        tokens = json.loads(
+            subprocess.run(
+                [PY, "-m", "bench.users", str(users)],
+                cwd=BASE_DIR,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        log_path = RESULTS_DIR / f"server-{stamp}.log"
+        process, server, url, port, profile_out = start_server(procs, args, env, log_path)
+        log(f"server at {url} (pid {server.pid}), log {log_path}")
+        ctx = {
+            "url": url,
+            "port": port,
+            "server": server,
+            "tokens": tokens,
+            "standin_url": standin_url,
+            "admin_url": admin_url,
+        }
+        log("warm-up: 10 streams x 2 turns")
+        warm = summarize(
+            run_loadgen(
+                chat_job(args, port, tokens, 10, mode="backend") | {"turns_per_worker": 2}, 120
+            )
+        )
+        if warm["failed"]:
+            raise RuntimeError(f"warm-up failed: {warm['errors']}")
+        time.sleep(args.settle)
+        ctx["idle_rss"] = server.memory_info().rss
+        report["idle_rss_mb"] = round(ctx["idle_rss"] / 2**20, 1)
+        report["idle_pg_connections"] = pg_connections(admin_url, args.db_name)
+        report["levels"] = [measure_level(args, ctx, level) for level in args.levels]
+        report["parallel_agent"] = None if args.no_agents else measure_parallel_agent(args, ctx)
+        report["finished"] = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        if profile_out is not None:  # pyinstrument writes its report when the server exits
+            procs.stop(process, signal.SIGINT, wait_s=60)
+            report["profile"] = str(profile_out)
+            log(f"profile written to {profile_out}")
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        procs.close()
+        if not args.keep_db:
+            drop_database(admin_url, args.db_name)
+        if "levels" in report:
+            out = RESULTS_DIR / f"bench-{stamp}{'-' + args.label if args.label else ''}.json"
+            out.write_text(json.dumps(report, indent=2))
+            log(f"results: {out}")
+    print(
+        f"\n{report['command']}  ({report['machine']['cores']} cores, "
+        f"{report['machine']['memory_gib']} GiB, Python {report['machine']['python']}, "
+        f"PostgreSQL {report['machine']['postgresql']})\n"
+    )
+    print(f"idle server RSS {report['idle_rss_mb']} MB\n")
+    print(table(report["levels"]))
+    if report.get("parallel_agent"):
+        print("\nparallel agent (Accept: application/json):\n")
+        print(agent_table(report["parallel_agent"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
