@@ -195,7 +195,8 @@ CHAT_HISTORY_TOKEN_BUDGET = env_int("CHAT_HISTORY_TOKEN_BUDGET", 24000)
 STREAM_CHECKPOINT_S = env_float("STREAM_CHECKPOINT_S", 3.0)
 AGENT_CACHE_TTL_S = env_int("AGENT_CACHE_TTL_S", 3600)
 AGENT_MAX_CONCURRENT_WORKERS = env_int("AGENT_MAX_CONCURRENT_WORKERS", 4)
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 256 * 1024)
+# useChat resends the whole client-side history with every message, so allow for long chats.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
 
 # --- CORS -------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env_list("FRONTEND_URL", "http://localhost:3000")
