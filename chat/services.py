@@ -10,13 +10,15 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, replace
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.authentication import UserNotActive
 from chatbackend.db import run_db
 from chatbackend.errors import NotFound, ServiceError
 from llm import ChatMessage, LLMError, StreamFinish, TextDelta, Usage, get_provider
@@ -36,6 +38,7 @@ questions. Write at most 250 words, in the conversation's language.
 {transcript}"""
 
 logger = logging.getLogger(__name__)
+User = get_user_model()
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,17 @@ def _append_message(conversation: Conversation, **fields) -> Message:
     return message
 
 
-def _conversation_for_turn(*, user, conversation_id, chat_id, text) -> Conversation:
-    """The conversation a turn belongs to, locked for the turn's writes; created when new."""
-    owned = Conversation.objects.select_for_update().filter(user=user)
+def _check_active(user_id: int) -> None:
+    """The token's user still exists and is active (the stream views authenticate statelessly)."""
+    active = User.objects.filter(pk=user_id).values_list("is_active", flat=True).first()
+    if not active:
+        raise UserNotActive(found=active is not None)
+
+
+def _existing_conversation(*, user_id, conversation_id, chat_id) -> Conversation | None:
+    """The caller's conversation this turn continues, locked for the turn's writes; None when the
+    turn starts a new one."""
+    owned = Conversation.objects.select_for_update().filter(user_id=user_id)
     if conversation_id:
         conversation = owned.filter(id=conversation_id).first()
         if conversation is None:
@@ -96,23 +107,53 @@ def _conversation_for_turn(*, user, conversation_id, chat_id, text) -> Conversat
             conversation = owned.filter(id=uuid.UUID(chat_id)).first()
         except ValueError:
             conversation = None
-        conversation = conversation or owned.filter(client_chat_id=chat_id).first()
-        if conversation is not None:
-            return conversation
-        try:
-            with transaction.atomic():
-                return Conversation.objects.create(
-                    user=user, title=title_from(text), client_chat_id=chat_id
-                )
-        except IntegrityError:  # the same chat id created concurrently
-            return owned.get(client_chat_id=chat_id)
-    return Conversation.objects.create(user=user, title=title_from(text))
+        return conversation or owned.filter(client_chat_id=chat_id).first()
+    return None
+
+
+def _start_conversation(*, user_id, text, chat_id, client_message_id) -> Turn | None:
+    """A new conversation holding the user's message and the empty reply: two INSERTs, and no
+    history to read back. None when a conversation with `chat_id` was created concurrently."""
+    model = chat_model()
+    conversation = Conversation(
+        user_id=user_id, title=title_from(text), client_chat_id=chat_id, next_position=2
+    )
+    user_message = Message(
+        conversation=conversation,
+        position=0,
+        role=Message.Role.USER,
+        content=text,
+        client_message_id=client_message_id,
+    )
+    reply = Message(
+        conversation=conversation,
+        position=1,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model=model,
+    )
+    try:
+        with transaction.atomic() if chat_id else nullcontext():
+            conversation.save(force_insert=True)
+            Message.objects.bulk_create([user_message, reply])
+    except IntegrityError:
+        if not chat_id:
+            raise
+        return None  # the same chat id, created concurrently
+    return Turn(
+        user_id=user_id,
+        conversation_id=conversation.id,
+        user_message_id=user_message.id,
+        reply_id=reply.id,
+        model=model,
+        history=ConversationHistory((), "", ((0, ChatMessage("user", text)),)),
+    )
 
 
 @transaction.atomic
 def start_turn(
     *,
-    user,
+    user_id: int,
     text: str,
     conversation_id: uuid.UUID | None = None,
     chat_id: str | None = None,
@@ -120,9 +161,19 @@ def start_turn(
     regenerate: bool = False,
 ) -> Turn:
     """Save the user's message (once, even when resent) and an empty reply to stream into."""
-    conversation = _conversation_for_turn(
-        user=user, conversation_id=conversation_id, chat_id=chat_id, text=text
+    _check_active(user_id)
+    conversation = _existing_conversation(
+        user_id=user_id, conversation_id=conversation_id, chat_id=chat_id
     )
+    if conversation is None:
+        turn = _start_conversation(
+            user_id=user_id, text=text, chat_id=chat_id, client_message_id=client_message_id
+        )
+        if turn is not None:
+            return turn
+        conversation = Conversation.objects.select_for_update().get(
+            user_id=user_id, client_chat_id=chat_id
+        )
     messages = conversation.messages
     if regenerate:
         user_message = messages.filter(role=Message.Role.USER).order_by("-position").first()
@@ -143,7 +194,7 @@ def start_turn(
             )
             if reply is not None and reply.status == Message.Status.COMPLETE:
                 return Turn(
-                    user_id=user.pk,
+                    user_id=user_id,
                     conversation_id=conversation.id,
                     user_message_id=user_message.id,
                     reply_id=reply.id,
@@ -164,7 +215,7 @@ def start_turn(
     )
     conversation.save(update_fields=["next_position", "updated_at"])
     return Turn(
-        user_id=user.pk,
+        user_id=user_id,
         conversation_id=conversation.id,
         user_message_id=user_message.id,
         reply_id=reply.id,

@@ -4,6 +4,7 @@ from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from accounts.authentication import StatelessJWTAuthentication
 from chatbackend.db import run_db
 from chatbackend.throttling import ChatRateThrottle
 from streaming import SimpleStream, UIMessageStream, streaming_response
@@ -65,6 +66,8 @@ STREAM_EXAMPLE = (
 
 
 class ChatStreamView(StreamingAPIView):
+    # The token's user id is trusted here; start_turn checks the user is still active.
+    authentication_classes = [StatelessJWTAuthentication]
     throttle_classes = [ChatRateThrottle]
 
     @extend_schema(
@@ -100,7 +103,7 @@ class ChatStreamView(StreamingAPIView):
         idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
         turn = await run_db(
             services.start_turn,
-            user=request.user,
+            user_id=request.user.pk,
             text=data["text"],
             conversation_id=data["conversation_id"],
             chat_id=data["chat_id"],

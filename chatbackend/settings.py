@@ -67,15 +67,18 @@ INSTALLED_APPS = [
     "playground",
 ]
 
+# Session, Common, Authentication and Messages: Django's, with their hooks run on the event loop
+# under ASGI instead of one thread hop each (chatbackend/middleware.py). Security, Csrf and
+# XFrameOptions stay Django's own classes: `check --deploy` looks for them by name.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "chatbackend.middleware.Session",
+    "chatbackend.middleware.Common",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "chatbackend.middleware.Authentication",
+    "chatbackend.middleware.Messages",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

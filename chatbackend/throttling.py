@@ -20,10 +20,16 @@ class SettingRateThrottle(BaseThrottle):
 
     def __init__(self):
         self.retry_after: int | None = None
+        self.rate = str(getattr(settings, self.rate_setting, "") or "").strip()
+
+    @property
+    def enabled(self) -> bool:
+        """False when the limit is off: the view skips the throttle (and its cache round trip)."""
+        return self.rate not in {"", "0"}
 
     def allow_request(self, request, view) -> bool:
-        rate = str(getattr(settings, self.rate_setting, "") or "").strip()
-        if rate in {"", "0"} or not request.user or not request.user.is_authenticated:
+        rate = self.rate
+        if not self.enabled or not request.user or not request.user.is_authenticated:
             return True
         usage = get_usage(
             request._request, group=self.group, key=_user_key, rate=rate, increment=True

@@ -68,8 +68,17 @@ class UIMessageStream(StreamEncoder):
     def text_start(self, text_id):
         return _sse({"type": "text-start", "id": text_id})
 
+    _delta_id: str | None = None
+    _delta_prefix = b""
+
     def text_delta(self, text_id, delta):
-        return _sse({"type": "text-delta", "id": text_id, "delta": delta})
+        # The hot frame: its constant start is encoded once per text id; only the delta per chunk.
+        if text_id != self._delta_id:
+            self._delta_id = text_id
+            self._delta_prefix = (
+                b'data: {"type":"text-delta","id":' + _dumps(text_id).encode() + b',"delta":'
+            )
+        return self._delta_prefix + _dumps(delta).encode() + b"}\n\n"
 
     def text_end(self, text_id):
         return _sse({"type": "text-end", "id": text_id})

@@ -269,6 +269,28 @@ async def test_no_token_is_401(client):
     assert payload["error"]["code"] == "not_authenticated"
 
 
+@pytest.mark.parametrize("change", ["deactivate", "delete"])
+async def test_valid_token_of_a_deactivated_or_deleted_user_is_401(
+    client, user, auth_header, gemini_standin, change
+):
+    """The stream authenticates from the token alone; start_turn refuses a user who is no longer
+    active, as JWTAuthentication would, before anything is saved or sent to the model."""
+    conversation = await Conversation.objects.acreate(user=user, title="mine")
+    if change == "deactivate":
+        user.is_active = False
+        await user.asave(update_fields=["is_active"])
+    else:
+        await user.adelete()
+    for body in ({"message": "hi"}, {"message": "hi", "conversation_id": str(conversation.id)}):
+        response, payload = await stream(client, auth_header, body)
+        assert response.status_code == 401
+        assert payload["error"]["code"] == "authentication_failed"
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    assert await Message.objects.acount() == 0
+    assert await Conversation.objects.exclude(pk=conversation.pk).acount() == 0
+    assert gemini_standin.requests == []
+
+
 # --- useChat bodies, resends ------------------------------------------------------------------
 
 

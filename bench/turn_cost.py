@@ -1,0 +1,193 @@
+"""CPU per chat turn in-process, without uvicorn or a load generator: the Django ASGI application
+is called directly for `POST /api/chat/stream/` against PostgreSQL and the stand-in (no pacing
+delays), and every frame is read to the end. Steadier than `bench.run` for A/B-ing one change:
+
+    python -m bench.turn_cost [--turns 400] [--concurrency 10] [--profile]
+
+Prints CPU (process_time, all threads) per turn; `--profile` adds a pyinstrument tree of the
+same turns (slower; its absolute CPU does not count)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench.run import SECRET, create_database
+
+PG = "postgres://postgres@127.0.0.1:5432"
+DB = "chatbackend_turncost"
+
+
+def start_standin(chunks: int) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.standin",
+            "--first-delay=0",
+            "--interval=0",
+            f"--chunks={chunks}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return process, f"http://127.0.0.1:{process.stdout.readline().split()[1]}"
+
+
+async def turn(app, token: str) -> None:
+    body = json.dumps({"message": "How do streams work?"}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/chat/stream/",
+        "raw_path": b"/api/chat/stream/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"accept", b"text/event-stream"),
+            (b"authorization", b"Bearer " + token.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent = False
+    finished = asyncio.Event()
+    frames: list[bytes] = []
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200, message
+        elif message["type"] == "http.response.body":
+            frames.append(message.get("body", b""))
+            if not message.get("more_body"):
+                finished.set()
+
+    await app(scope, receive, send)
+    assert b"[DONE]" in b"".join(frames[-2:]), frames[-3:]
+
+
+async def run(args, app, tokens: list[str]) -> float:
+    queue = list(range(args.turns))
+
+    async def worker(i: int) -> None:
+        while queue:
+            queue.pop()
+            await turn(app, tokens[i])
+
+    started = time.process_time()
+    await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
+    return (time.process_time() - started) / args.turns * 1000
+
+
+def print_self_times(session, turns: int, top: int = 45) -> None:
+    """Self time per function and per package, in µs per turn."""
+    from collections import Counter
+
+    by_function: Counter = Counter()
+    by_package: Counter = Counter()
+
+    def walk(frame) -> None:
+        own = frame.total_self_time
+        path = frame.file_path_short or ""
+        by_function[f"{frame.function} ({path}:{frame.line_no})"] += own
+        by_package[path.split("/")[0] if "/" in path else path] += own
+        for child in frame.children:
+            walk(child)
+
+    walk(session.root_frame(trim_stem=False))
+    print("self time, µs per turn, by package:")
+    for name, seconds in by_package.most_common(20):
+        print(f"  {seconds / turns * 1e6:8.0f}  {name}")
+    print("by function:")
+    for name, seconds in by_function.most_common(top):
+        print(f"  {seconds / turns * 1e6:8.0f}  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    standin, base_url = start_standin(args.chunks)
+    create_database(f"{PG}/postgres", DB)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE=os.environ.get("TURN_COST_SETTINGS", "chatbackend.settings"),
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=SECRET,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DATABASE_URL=f"{PG}/{DB}",
+        AI_PROVIDER="gemini",
+        GEMINI_API_KEY="bench-key",
+        GEMINI_BASE_URL=base_url,
+        CHAT_RATE_LIMIT="0",
+        JWT_ACCESS_MINUTES="240",
+        LOG_LEVEL="WARNING",
+    )
+    try:
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+        from django.contrib.auth import get_user_model
+        from django.db import connection
+        from rest_framework_simplejwt.tokens import AccessToken
+
+        users = [
+            get_user_model().objects.create(username=f"turn-{i}") for i in range(args.concurrency)
+        ]
+        tokens = [str(AccessToken.for_user(user)) for user in users]
+        connection.close()
+        import uvloop
+
+        from chatbackend.asgi import application
+
+        async def session() -> None:
+            await run(argparse.Namespace(**{**vars(args), "turns": 40}), application, tokens)
+            for _ in range(args.repeat):
+                print(f"{await run(args, application, tokens):6.2f} ms CPU per turn")
+            if args.profile:
+                from pyinstrument import Profiler
+
+                with Profiler(async_mode="disabled") as profiler:
+                    await run(args, application, tokens)
+                print(profiler.output_text(unicode=True, color=False, show_all=False))
+                print_self_times(profiler.last_session, args.turns)
+
+        uvloop.run(session())
+    finally:
+        standin.stdin.close()
+        standin.terminate()
+        standin.wait(10)
+        from bench.run import drop_database
+
+        drop_database(f"{PG}/postgres", DB)
+
+
+if __name__ == "__main__":
+    main()
