@@ -1,10 +1,14 @@
 """Liveness and readiness probes (no auth, no throttling)."""
 
+import asyncio
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+
+READY_TIMEOUT_S = 2.0
 
 
 async def healthz(request):
@@ -13,22 +17,28 @@ async def healthz(request):
 
 
 def _check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    connection.close()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()
 
 
 async def readyz(request):
-    """The database and the cache answer."""
+    """The database and the cache answer (within READY_TIMEOUT_S each, so that a probe gets its
+    answer even while the database pool is still waiting for a connection)."""
     checks = {}
     try:
-        await sync_to_async(_check_database)()
+        # Not thread-sensitive: a check that outlives its timeout must not hold up the request.
+        check = sync_to_async(_check_database, thread_sensitive=False)
+        await asyncio.wait_for(check(), READY_TIMEOUT_S)
         checks["database"] = "ok"
     except Exception:  # noqa: BLE001 - any failure means not ready
         checks["database"] = "unavailable"
     try:
-        await cache.aset("readyz", "1", 5)
-        checks["cache"] = "ok" if await cache.aget("readyz") == "1" else "unavailable"
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await cache.aset("readyz", "1", 5)
+            checks["cache"] = "ok" if await cache.aget("readyz") == "1" else "unavailable"
     except Exception:  # noqa: BLE001
         checks["cache"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())

@@ -49,6 +49,24 @@ def test_readyz_when_database_and_cache_answer(client):
 
 
 @pytest.mark.django_db
+def test_readyz_answers_503_in_time_when_the_database_hangs(client, monkeypatch):
+    import threading
+
+    from chatbackend import health
+
+    release = threading.Event()
+    monkeypatch.setattr(health, "READY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(health, "_check_database", lambda: release.wait(10))
+    try:
+        response = Client().get("/readyz")
+    finally:
+        release.set()
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+    assert response.json()["cache"] == "ok"
+
+
+@pytest.mark.django_db
 def test_readyz_is_503_when_the_cache_fails(client, monkeypatch):
     async def broken(*args, **kwargs):
         raise ConnectionError("cache down")
