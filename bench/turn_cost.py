@@ -13,31 +13,13 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 
 from bench.run import SECRET, create_database
+from bench.sdk_cost import start_standin
 
 PG = "postgres://postgres@127.0.0.1:5432"
 DB = "chatbackend_turncost"
-
-
-def start_standin(chunks: int) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.standin",
-            "--first-delay=0",
-            "--interval=0",
-            f"--chunks={chunks}",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return process, f"http://127.0.0.1:{process.stdout.readline().split()[1]}"
 
 
 async def turn(app, token: str) -> None:
