@@ -187,6 +187,7 @@ GEMINI_TIMEOUT_S = env_float("GEMINI_TIMEOUT_S", 60)
 GEMINI_MAX_RETRIES = env_int("GEMINI_MAX_RETRIES", 3)
 GEMINI_RETRY_INITIAL_DELAY_S = env_float("GEMINI_RETRY_INITIAL_DELAY_S", 1.0)
 GEMINI_RETRY_MAX_DELAY_S = env_float("GEMINI_RETRY_MAX_DELAY_S", 20.0)
+GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", 1000)
 OFFLINE_CHUNK_DELAY_MS = env_int("OFFLINE_CHUNK_DELAY_MS", 30)
 
 # --- Limits -----------------------------------------------------------------------------------

@@ -130,15 +130,18 @@ async def _on_response(response: Any) -> None:
         tracking.responses.append(response)
 
 
-def _connection_limits() -> Any:
-    """httpx's default cap of 100 connections (one per open stream), but all of them kept alive
-    (httpx keeps 20): after a burst, a busy worker reuses its connections instead of opening
-    (and, against Gemini, TLS-handshaking) new ones for most requests."""
+def _connection_limits(max_connections: int) -> Any:
+    """Up to `max_connections` upstream connections (a streamed reply holds one for its whole
+    length, so this caps the worker's concurrent model streams; httpx's default is 100), and 100
+    of them kept alive (httpx keeps 20): after a burst, a busy worker reuses its connections
+    instead of opening (and, against Gemini, TLS-handshaking) new ones for most requests."""
     try:
         import httpx2
     except ImportError:  # pragma: no cover - the SDK falls back to httpx
         import httpx as httpx2
-    return httpx2.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0)
+    return httpx2.Limits(
+        max_connections=max_connections, max_keepalive_connections=100, keepalive_expiry=30.0
+    )
 
 
 _ssl_context: Any = None
@@ -326,6 +329,7 @@ class GeminiProvider:
         retry_max_delay_s: float = 20.0,
         fallback_model: str | None = None,
         api_version: str | None = None,
+        max_connections: int = 1000,
     ):
         if not api_key:
             raise ValueError("GeminiProvider needs an API key (GEMINI_API_KEY).")
@@ -351,7 +355,7 @@ class GeminiProvider:
                 "verify": _shared_ssl_context(),
                 "ssl": _shared_ssl_context(),  # the SDK's websocket/aiohttp argument
                 "event_hooks": {"request": [_on_request], "response": [_on_response]},
-                "limits": _connection_limits(),
+                "limits": _connection_limits(max_connections),
             },
         )
         self._client = genai.Client(api_key=api_key, vertexai=False, http_options=http_options)

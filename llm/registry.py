@@ -35,6 +35,7 @@ def _config() -> tuple[Any, ...]:
         float(getattr(settings, "GEMINI_RETRY_INITIAL_DELAY_S", 1.0)),
         float(getattr(settings, "GEMINI_RETRY_MAX_DELAY_S", 20.0)),
         getattr(settings, "GEMINI_FALLBACK_MODEL", None) or None,
+        int(getattr(settings, "GEMINI_MAX_CONNECTIONS", 1000)),
     )
 
 
@@ -47,7 +48,7 @@ def build_provider(config: tuple[Any, ...]) -> LLMProvider:
         raise ValueError(f"Unknown AI_PROVIDER {config[0]!r}")
     from .gemini import GeminiProvider
 
-    _, api_key, base_url, timeout_s, retries, initial, max_delay, fallback = config
+    _, api_key, base_url, timeout_s, retries, initial, max_delay, fallback, connections = config
     return GeminiProvider(
         api_key=api_key,
         base_url=base_url,
@@ -56,6 +57,7 @@ def build_provider(config: tuple[Any, ...]) -> LLMProvider:
         retry_initial_delay_s=initial,
         retry_max_delay_s=max_delay,
         fallback_model=fallback,
+        max_connections=connections,
     )
 
 
