@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from llm import ChatMessage
 
@@ -79,6 +79,8 @@ def conversation_history(
     them."""
     rows = (
         conversation.messages.filter(position__lt=before_position)
+        # Turns already folded into the summary are not read again (system messages always are).
+        .filter(Q(role=Message.Role.SYSTEM) | Q(position__gte=conversation.summarized_through))
         .exclude(role=Message.Role.ASSISTANT, content="")
         .order_by("position")
         .values_list("role", "content", "position")

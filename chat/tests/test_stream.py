@@ -467,3 +467,15 @@ async def test_history_over_budget_is_folded_into_a_stored_summary(
     assert conversation.summary == "SUMMARY: ten turns about lorem ipsum."
     assert conversation.summarized_through > 1
     assert await UsageRecord.objects.filter(endpoint="chat:summary").aexists()
+
+    # The next turn starts from the summary: no new summary, folded turns not sent again.
+    gemini_standin.enqueue(text_stream(["again"]))
+    await stream(
+        client, auth_header, {"message": "one more", "conversation_id": str(conversation.id)}
+    )
+    next_request = gemini_standin.requests[-1]
+    assert len(gemini_standin.requests) == 3 and next_request.action == "streamGenerateContent"
+    assert "SUMMARY: ten turns about lorem ipsum." in next_request.system_instruction
+    sent = [p["text"] for c in next_request.contents for p in c["parts"]]
+    assert sent[-3:] == ["latest question", "ok", "one more"]
+    assert not any(text.startswith("turn 0 ") for text in sent)
