@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from pydantic import BaseModel, ValidationError
 
-from chatbackend.db import run_db
+from core.db import run_db
 from llm import (
     LLMError,
     LLMProvider,

@@ -1,5 +1,5 @@
 """Writes of agent runs and their steps. Plain sync ORM functions: the run's path calls them through
-`chatbackend.db.run_db`, so a run holds a database connection only for these short bursts."""
+`core.db.run_db`, so a run holds a database connection only for these short bursts."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from streaming.encoders import StreamEncoder
+from core.encoders import StreamEncoder
 
 from .runner import (
     ResultDelta,

@@ -13,11 +13,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 
-from chatbackend.db import run_db
-from chatbackend.errors import NotFound, error_response
-from chatbackend.throttling import AgentRateThrottle
-from streaming.encoders import StreamEncoder, TextStream, UIMessageStream, streaming_response
-from streaming.views import StreamingAPIView
+from core.db import run_db
+from core.encoders import StreamEncoder, TextStream, UIMessageStream, streaming_response
+from core.errors import NotFound, error_response
+from core.throttling import AgentRateThrottle
+from core.views import StreamingAPIView
 
 from .patterns import PATTERNS, Pattern
 from .runner import execute, start_run

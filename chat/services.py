@@ -19,11 +19,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.authentication import UserNotActive
-from chatbackend.db import run_db
-from chatbackend.errors import NotFound, ServiceError
+from core.db import run_db
+from core.encoders import StreamEncoder
+from core.errors import NotFound, ServiceError
 from llm import ChatMessage, LLMError, StreamFinish, TextDelta, Usage, get_provider
 from llm.types import StreamEvent
-from streaming import StreamEncoder
 from usage.services import save_usage
 
 from .models import Conversation, Message

@@ -5,10 +5,10 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from accounts.authentication import StatelessJWTAuthentication
-from chatbackend.db import run_db
-from chatbackend.throttling import ChatRateThrottle
-from streaming import SimpleStream, UIMessageStream, streaming_response
-from streaming.views import StreamingAPIView
+from core.db import run_db
+from core.encoders import SimpleStream, UIMessageStream, streaming_response
+from core.throttling import ChatRateThrottle
+from core.views import StreamingAPIView
 
 from . import services
 from .selectors import conversations_of, messages_of

@@ -17,7 +17,7 @@ urlpatterns = [
     path("", include("playground.urls")),
 ]
 
-handler400 = "chatbackend.errors.handler400"
-handler403 = "chatbackend.errors.handler403"
-handler404 = "chatbackend.errors.handler404"
-handler500 = "chatbackend.errors.handler500"
+handler400 = "core.errors.handler400"
+handler403 = "core.errors.handler403"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

@@ -1,4 +1,4 @@
-from chatbackend.db import run_db
+from core.db import run_db
 from llm import Usage
 
 from .models import UsageRecord

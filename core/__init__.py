@@ -1,0 +1,2 @@
+"""What every app may use: `run_db`, the error types and the exception handler, throttles, the
+request parser with its limits, and the stream encoders. Knows no product app."""
