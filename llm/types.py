@@ -17,9 +17,23 @@ SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
+class FilePart:
+    """A file that goes to the model with its message: an image, a PDF, audio or text.
+    `key` names the file for as long as its bytes do not change (the attachment's id): a provider
+    may upload it once and refer to it in later calls."""
+
+    media_type: str
+    data: bytes
+    key: str
+    filename: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
     content: str
+    #: Files sent with the message (user messages only), before its text.
+    files: tuple[FilePart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +65,22 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's thought summary (never part of the answer's text)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A web page the answer was grounded in (web search)."""
+
+    source_id: str
+    url: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StreamFinish:
     """The last event of a stream: why it ended, what it cost, which model answered."""
 
@@ -59,7 +89,7 @@ class StreamFinish:
     model: str
 
 
-StreamEvent = TextDelta | StreamFinish
+StreamEvent = TextDelta | ReasoningDelta | Source | StreamFinish
 
 
 @dataclass(frozen=True, slots=True)
