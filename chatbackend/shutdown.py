@@ -18,6 +18,8 @@ import asyncio
 import logging
 from typing import Any
 
+from core import lifecycle
+
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
@@ -70,6 +72,7 @@ class GracefulShutdown:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await lifecycle.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._requests:
@@ -77,5 +80,6 @@ class GracefulShutdown:
                     for gone in self._requests.values():
                         gone.set()
                     await asyncio.wait(set(self._requests), timeout=self.save_timeout_s)
+                await lifecycle.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
