@@ -75,7 +75,6 @@ OPERATORS = {
     ast.FloorDiv: _checked(operator.floordiv),
     ast.Mod: _checked(operator.mod),
     ast.Pow: _checked(_power),
-    ast.BitXor: _checked(_power),  # `^` is a power, as in mathjs (the seed's calculator)
     ast.USub: _checked(operator.neg),
     ast.UAdd: _checked(operator.pos),
 }
@@ -113,6 +112,15 @@ class _ArithmeticEval(SimpleEval):
             ast.Call: self._eval_plain_call,
             ast.Constant: self._eval_number,
         }
+
+    @staticmethod
+    def parse(expr: str) -> ast.AST:
+        # `^` is a power, as in mathjs and in maths: right-associative (2^3^2 = 2^9) and binding
+        # tighter than `*` and unary minus (2*3^2 = 18, -2^2 = -4). Python's `**` has exactly that
+        # grammar, while Python's `^` is XOR, binding looser than `+` and `*`, so the text is
+        # rewritten before it is parsed. A plain replace is enough: the only other place a `^`
+        # could stand is a string literal, and strings are refused.
+        return SimpleEval.parse(expr.replace("^", "**"))
 
     def _eval_number(self, node: ast.Constant) -> Number:
         return _number(node.value)

@@ -63,6 +63,47 @@ def test_refuses_quickly(expression, message):
     assert time.perf_counter() - started < 1  # generous: these take microseconds
 
 
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        # `^` is a power with the grammar of maths, not Python's XOR (which gives 36, 64, 4, 1).
+        ("2*3^2", 18),
+        ("2^3^2", 512),  # right-associative: 2^(3^2)
+        ("-2^2", -4),  # the power binds tighter than unary minus
+        ("(-2)^2", 4),
+        ("2^-1", 0.5),
+        ("-2^-2", -0.25),
+        ("2^3*2", 16),
+        ("10/2^2", 2.5),
+        ("1+2^3", 9),
+        ("(1+2)^2", 9),
+        ("2^0.5^2", 2**0.25),
+        ("2^10 - 2**10", 0),
+    ],
+)
+def test_caret_is_power_as_in_maths(expression, value):
+    assert evaluate(expression) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("9^9^9", "Exponents are limited"),
+        ("2^1001", "Exponents are limited"),
+        ("(2^1000)^1000", "too large"),
+        ("2^^3", "not valid"),
+        ("2 ^", "not valid"),
+    ],
+)
+def test_caret_power_keeps_the_bounds(expression, message):
+    with pytest.raises(CalculationError, match=re.escape(message)):
+        evaluate(expression)
+
+
+async def test_the_calculate_tool_gives_caret_its_maths_precedence():
+    assert (await calculate(CalculateArgs(expression="2*3^2")))["result"] == 18
+
+
 def test_expression_length_is_bounded():
     evaluate("1+" * ((MAX_EXPRESSION_CHARS - 1) // 2) + "1")
     with pytest.raises(CalculationError, match="too long"):
