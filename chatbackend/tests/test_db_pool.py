@@ -13,7 +13,8 @@ from django.db import connection
 from chat.models import Message
 from conftest import bearer
 from tests.gemini_standin import pacing, text_stream
-from tests.server_process import ServerProcess, database_url_for_subprocess, production_env
+from tests.live_server import ServerProcess, database_url_for_subprocess, production_env
+from tests.require import require
 from tests.sse import aiter_frames
 
 STREAMS = 300
@@ -23,8 +24,10 @@ OTHER_CONNECTIONS = 5
 
 
 def require_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): the pool is PostgreSQL's")
+    require(
+        connection.vendor == "postgresql",
+        "needs PostgreSQL (DATABASE_URL=postgres://...): the pool is PostgreSQL's",
+    )
 
 
 class ConnectionSampler:

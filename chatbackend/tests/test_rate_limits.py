@@ -11,7 +11,8 @@ from django.conf import settings as django_settings
 from django.test import AsyncClient
 
 from conftest import bearer
-from tests.server_process import ServerProcess, database_url_for_subprocess, production_env
+from tests.live_server import ServerProcess, database_url_for_subprocess, production_env
+from tests.require import require
 
 
 @pytest.fixture
@@ -81,25 +82,25 @@ async def test_zero_disables_the_limit(settings, fresh_rate_counts, auth_header)
         assert (await post(client, "/api/chat/stream/", {}, auth_header)).status_code == 400
 
 
-def redis_url_or_skip() -> str:
+def required_redis_url() -> str:
     url = os.environ.get("REDIS_URL", "")
-    if not url:
-        pytest.skip("needs REDIS_URL: two server processes share a limit only through Redis")
+    require(url, "needs REDIS_URL: two server processes share a limit only through Redis")
     import redis
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        reachable = ""
     except redis.RedisError as exc:
-        pytest.skip(f"Redis at REDIS_URL is unreachable ({exc.__class__.__name__})")
+        reachable = exc.__class__.__name__
+    require(not reachable, f"Redis at REDIS_URL is unreachable ({reachable})")
     return url
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_server_processes_share_one_limit_through_redis(user):
-    redis_url = redis_url_or_skip()
+    redis_url = required_redis_url()
     database_url = database_url_for_subprocess()
-    if database_url is None:
-        pytest.skip("the test database is in memory: another process cannot see its users")
+    require(database_url, "the test database is in memory: another process cannot see its users")
     env = production_env(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,

@@ -1,0 +1,29 @@
+"""What a test needs from the machine (Node.js, Chromium, PostgreSQL, Redis...), said once.
+
+    require(shutil.which("node") is not None, "needs Node.js: apt-get install -y nodejs npm")
+
+Locally a missing dependency skips the test, with the reason (pytest's `-ra` prints it at the end).
+Under `CI=true` the same line fails the test: CI must never pass by skipping what it did not run.
+Usable inside a test or fixture, and at module level (a failure there is a collection error)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+__all__ = ["in_ci", "require"]
+
+
+def in_ci() -> bool:
+    """True when the environment says this is CI (`CI=true`, as CI services and `.ci/run` set)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require(condition: object, reason: str) -> None:
+    """Go on when `condition` is truthy; otherwise skip (locally) or fail (CI) with `reason`."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and a test dependency is missing: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
