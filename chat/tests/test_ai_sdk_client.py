@@ -10,16 +10,11 @@ import pytest
 
 from chat.models import Conversation, Message
 from tests.gemini_standin import text_stream
+from tests.require import require
 
 SDK_DIR = Path(__file__).resolve().parents[2] / "tests" / "ai_sdk"
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        shutil.which("node") is None or not (SDK_DIR / "node_modules" / "ai").exists(),
-        reason="needs Node.js and the AI SDK: run `npm ci --prefix tests/ai_sdk`",
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_ai_sdk_client_reads_our_stream_and_continues_the_chat(
@@ -27,6 +22,10 @@ def test_ai_sdk_client_reads_our_stream_and_continues_the_chat(
 ):
     from conftest import bearer
 
+    require(
+        shutil.which("node") is not None and (SDK_DIR / "node_modules" / "ai").exists(),
+        "needs Node.js and the AI SDK: run `npm ci --prefix tests/ai_sdk`",
+    )
     gemini_standin.enqueue(text_stream(["Hello ", "from Gemini."]), text_stream(["Second."]))
     token = bearer(user).removeprefix("Bearer ")
     result = subprocess.run(

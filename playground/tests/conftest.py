@@ -6,15 +6,15 @@ missing; they never download a browser."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.live_server import ServerProcess
+from tests.require import require
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -48,32 +48,12 @@ def browser_missing() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: float = 30):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)  # polling interval, bounded by the deadline
-    raise RuntimeError(f"uvicorn did not answer /healthz within {timeout_s}s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory):
     """The project served by uvicorn on a free port, with its own SQLite database and the offline
     model streaming slowly enough (40 ms a chunk) for a test to watch a reply grow."""
-    if reason := browser_missing():
-        pytest.skip(reason)
+    reason = browser_missing()
+    require(reason is None, reason or "")
     workdir = tmp_path_factory.mktemp("playground-server")
     env = {
         **os.environ,
@@ -87,30 +67,16 @@ def server_url(tmp_path_factory):
     root = settings.BASE_DIR
     manage = [sys.executable, "manage.py", "migrate", "--noinput"]
     subprocess.run(manage, cwd=root, env=env, check=True, capture_output=True, timeout=120)
-    port = _free_port()
-    log = workdir / "uvicorn.log"
-    command = [sys.executable, "-m", "uvicorn", "chatbackend.asgi:application", "--port", str(port)]
-    with log.open("wb") as output:
-        server = subprocess.Popen(command, cwd=root, env=env, stdout=output, stderr=output)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(url, server, log)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with ServerProcess(env) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
 def chromium():
     """Module-scoped: Playwright's sync API keeps an event loop current while it is open, which
     would break later async tests in the same process."""
-    if reason := browser_missing():
-        pytest.skip(reason)
+    reason = browser_missing()
+    require(reason is None, reason or "")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
