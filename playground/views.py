@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.views.generic import TemplateView
 
 
@@ -6,3 +7,10 @@ class PlaygroundView(TemplateView):
     API like any other client."""
 
     template_name = "playground/index.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        # The file picker offers what POST /api/chat/attachments/ accepts (the server checks again).
+        context["attachment_types"] = ",".join(getattr(settings, "ATTACHMENT_MEDIA_TYPES", []))
+        context["attachment_max_bytes"] = getattr(settings, "ATTACHMENT_MAX_BYTES", 0)
+        return context

@@ -2,7 +2,18 @@
 
 from django.templatetags.static import static
 
-SCRIPTS = ["app.js", "api.js", "stream.js", "ui.js", "chat.js", "agents.js", "usage.js"]
+SCRIPTS = [
+    "app.js",
+    "api.js",
+    "stream.js",
+    "ui.js",
+    "chat.js",
+    "markdown.js",
+    "agents.js",
+    "usage.js",
+    "vendor/marked.esm.js",
+    "vendor/purify.es.js",
+]
 
 
 def test_root_serves_the_playground_page(client):

@@ -89,17 +89,55 @@ function expire() {
   return new ApiError(401, "session_expired", "Your session has expired: please log in again.");
 }
 
+/**
+ * POSTs a FormData as multipart and resolves to the JSON answer; `onProgress(fraction)` follows
+ * the upload. XMLHttpRequest rather than fetch() because only XHR reports upload progress.
+ */
+export async function upload(path, form, { onProgress = () => {}, signal } = {}) {
+  const authorization = `Bearer ${await accessToken()}`;
+  const xhr = new XMLHttpRequest();
+  const done = new Promise((resolve, reject) => {
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => resolve());
+    xhr.addEventListener("error", () => reject(new TypeError("Network error")));
+    xhr.addEventListener("abort", () => reject(new DOMException("Upload aborted", "AbortError")));
+  });
+  signal?.addEventListener("abort", () => xhr.abort());
+  xhr.open("POST", path);
+  xhr.setRequestHeader("Authorization", authorization);
+  xhr.responseType = "text";
+  xhr.send(form);
+  await done;
+  let body = null;
+  try {
+    body = JSON.parse(xhr.responseText);
+  } catch {
+    // not JSON (a proxy's error page): the status alone explains it below
+  }
+  if (xhr.status === 401) throw expire();
+  if (xhr.status < 200 || xhr.status >= 300) {
+    throw errorFromBody(xhr.status, xhr.statusText, body ?? {}, xhr.getResponseHeader("Retry-After"));
+  }
+  return body;
+}
+
 /** The API's JSON error {"error": {code, message, details?}} as an ApiError. */
 async function errorFrom(response) {
-  const { status, headers } = response;
   const body = await response.json().catch(() => ({}));
+  const { status, statusText, headers } = response;
+  return errorFromBody(status, statusText, body, headers.get("Retry-After"));
+}
+
+function errorFromBody(status, statusText, body, retryAfterHeader) {
   const { code = `http_${status}`, details } = body.error ?? {};
-  let message = body.error?.message ?? (response.statusText || "Request failed.");
+  let message = body.error?.message ?? (statusText || "Request failed.");
   if (details && typeof details === "object") {
     const problems = Object.entries(details).map(([field, text]) => `${field}: ${[text].flat().join(" ")}`);
     message += " " + problems.join("; ");
   }
-  const retryAfter = Number(headers.get("Retry-After")) || null;
+  const retryAfter = Number(retryAfterHeader) || null;
   if (status === 429) message = `Too many requests: wait ${retryAfter ?? "a few"} seconds and try again.`;
   if (status >= 500) message = `The server failed (${status}): ${message}`;
   return new ApiError(status, code, message, retryAfter);
