@@ -10,6 +10,7 @@ from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 from llm import LLMError
 
@@ -17,14 +18,23 @@ logger = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
-    """A business rule refused the request. Services raise these; the handler maps them."""
+    """A business rule refused the request. Services raise these; the handler maps them to
+    `{"error": {"code", "message", "details"?}}` with `status`."""
 
     status = 400
     code = "invalid_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.details = details
         if code:
             self.code = code
         if status:
@@ -34,6 +44,15 @@ class ServiceError(Exception):
 class NotFound(ServiceError):
     status = 404
     code = "not_found"
+
+
+class Conflict(ServiceError):
+    """409: the request clashes with the resource's current state, e.g.
+    `Conflict("A reply is being generated…", code="generation_in_progress",
+    details={"replyId": …})`."""
+
+    status = 409
+    code = "conflict"
 
 
 def error_body(code: str, message: str, details=None) -> dict:
@@ -66,7 +85,7 @@ _DRF_CODES = {
 
 def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, "request_too_large", "The request body is too large.")
     if isinstance(exc, OperationalError):
@@ -96,11 +115,24 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         message, details = "The request body is invalid.", response.data
     else:
-        message, details = str(getattr(exc, "detail", exc)), None
+        message, details = _message_of(exc), None
+        if isinstance(exc, InvalidToken):
+            code = "token_not_valid"
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             message = f"Rate limit exceeded. Retry in {int(exc.wait)} seconds."
     response.data = error_body(code, message, details)
     return response
+
+
+def _message_of(exc: exceptions.APIException) -> str:
+    """The exception's message as plain text. simplejwt's `InvalidToken` carries a dict
+    (`{"detail", "code", "messages"}`) whose `str()` is a Python repr: its `detail` is the text."""
+    detail = getattr(exc, "detail", exc)
+    if isinstance(detail, dict):
+        detail = detail.get("detail", "")
+    elif isinstance(detail, list):
+        detail = detail[0] if detail else ""
+    return str(detail)
 
 
 def handler404(request, exception=None):

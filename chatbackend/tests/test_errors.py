@@ -166,3 +166,46 @@ def test_database_unavailable_is_503_json_not_500(api, monkeypatch):
             "message": "The service is busy. Please retry shortly.",
         }
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/usage/", "/api/chat/stream/", "/api/auth/me/"])
+def test_a_bad_token_is_a_plain_401_message_not_a_python_repr(path):
+    """simplejwt's InvalidToken carries a dict as its detail; its repr was the message."""
+    client = Client()
+    method = client.post if path.endswith("stream/") else client.get
+    response = method(path, headers={"Authorization": "Bearer not-a-token"})
+    assert response.status_code == 401
+    assert error_of(response) == {
+        "code": "token_not_valid",
+        "message": "Given token not valid for any token type",
+    }
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.django_db
+def test_an_expired_refresh_token_is_a_plain_401_message():
+    response = Client().post(
+        "/api/auth/token/refresh/", {"refresh": "abc.def.ghi"}, content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert error_of(response) == {"code": "token_not_valid", "message": "Token is invalid"}
+
+
+def test_a_conflict_raised_by_a_service_is_409_with_its_code_and_details():
+    from core.errors import Conflict, api_exception_handler
+
+    response = api_exception_handler(
+        Conflict(
+            "A reply is being generated in this conversation.",
+            code="generation_in_progress",
+            details={"replyId": "r-1"},
+        ),
+        {},
+    )
+    assert response.status_code == 409
+    assert error_of(response) == {
+        "code": "generation_in_progress",
+        "message": "A reply is being generated in this conversation.",
+        "details": {"replyId": "r-1"},
+    }
