@@ -25,7 +25,6 @@ import platform
 import resource
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +36,8 @@ import httpx
 import psutil
 import psycopg
 
+from tests.live_server import free_port
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PY = sys.executable
@@ -47,12 +48,6 @@ SECRET = "bench-secret-key-not-for-production-0123456789abcdefghijklmnop"
 # --- small helpers ---------------------------------------------------------------------------
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float | None:

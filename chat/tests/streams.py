@@ -2,17 +2,9 @@
 
 import json
 
+from tests.sse import parse_sse
 
-def parse_sse(body: bytes) -> list:
-    """Split an SSE body into its frames: parsed JSON, or the string "[DONE]"."""
-    text = body.decode()
-    assert text.endswith("\n\n"), "every frame ends with a blank line"
-    frames = []
-    for block in text.split("\n\n")[:-1]:
-        assert block.startswith("data: "), block
-        payload = block[len("data: ") :]
-        frames.append(payload if payload == "[DONE]" else json.loads(payload))
-    return frames
+__all__ = ["parse_sse", "read_body", "stream"]
 
 
 async def read_body(response) -> bytes:
