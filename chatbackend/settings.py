@@ -199,6 +199,14 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32000)
 AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 20000)
 CHAT_HISTORY_TOKEN_BUDGET = env_int("CHAT_HISTORY_TOKEN_BUDGET", 24000)
 STREAM_CHECKPOINT_S = env_float("STREAM_CHECKPOINT_S", 3.0)
+# Running generations' frames (core.hub): kept in memory this long after the end, and with
+# REDIS_URL mirrored to one Redis Stream per generation for listeners and stops on other hosts.
+GENERATION_GRACE_S = env_float("GENERATION_GRACE_S", 10.0)
+GENERATION_STREAM_MAXLEN = env_int("GENERATION_STREAM_MAXLEN", 10000)
+GENERATION_STREAM_TTL_S = env_int("GENERATION_STREAM_TTL_S", 3600)
+GENERATION_LIVE_TTL_S = env_float("GENERATION_LIVE_TTL_S", 15.0)
+GENERATION_FLUSH_INTERVAL_MS = env_float("GENERATION_FLUSH_INTERVAL_MS", 0)
+GENERATION_KEY_PREFIX = env_str("GENERATION_KEY_PREFIX", "chatbackend:gen")
 AGENT_CACHE_TTL_S = env_int("AGENT_CACHE_TTL_S", 3600)
 AGENT_MAX_CONCURRENT_WORKERS = env_int("AGENT_MAX_CONCURRENT_WORKERS", 4)
 # useChat resends the whole client-side history with every message, so allow for long chats.
