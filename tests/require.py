@@ -26,4 +26,6 @@ def require(condition: object, reason: str) -> None:
         return
     if in_ci():
         pytest.fail(f"CI=true and a test dependency is missing: {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    # What pytest.skip raises, reported at the test's own location (as pytest's skipif marks do)
+    # rather than at this line, so that `-ra` lists each skipped test by its file.
+    raise pytest.skip.Exception(reason, allow_module_level=True, _use_item_location=True)
