@@ -1,7 +1,82 @@
+from uuid import UUID
+
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from attachments.signing import signed_url
 
 from .models import Conversation, Message
+
+_PRE = "white-space:pre-wrap;margin:0 0 .5em"
+_THUMBNAIL = "max-width:160px;max-height:160px;border:1px solid #ccc"
+
+
+def _file_part(part: dict, owner_id) -> SafeString:
+    media_type = str(part.get("mediaType") or "")
+    name = str(part.get("filename") or media_type or "file")
+    try:
+        attachment_id = UUID(str(part.get("attachmentId")))
+    except ValueError:
+        # No stored attachment: the part's own url is not linked (it could be anything).
+        return format_html("<div>file: {} ({})</div>", name, media_type)
+    url = signed_url(attachment_id=attachment_id, user_id=owner_id)
+    if media_type.startswith("image/"):
+        return format_html(
+            '<div><a href="{}" target="_blank" rel="noopener"><img src="{}" alt="{}" '
+            'style="{}"></a></div>',
+            url,
+            url,
+            name,
+            _THUMBNAIL,
+        )
+    return format_html(
+        '<div>file: <a href="{}" target="_blank" rel="noopener">{}</a> ({})</div>',
+        url,
+        name,
+        media_type,
+    )
+
+
+def _source_part(part: dict) -> SafeString:
+    url = str(part.get("url") or "")
+    title = str(part.get("title") or url)
+    if not url.lower().startswith(("https://", "http://")):
+        return format_html("<div>source: {}</div>", title)
+    return format_html(
+        '<div>source: <a href="{}" target="_blank" rel="noopener noreferrer nofollow">{}</a></div>',
+        url,
+        title,
+    )
+
+
+def render_parts(message: Message) -> SafeString:
+    """A message's UIMessage parts, readable: text as written, reasoning folded, images as
+    thumbnails and other files as links (through signed URLs made for the conversation's owner),
+    sources as links. Everything the user or the model wrote is escaped by `format_html`."""
+    parts = getattr(message, "parts", None) or [{"type": "text", "text": message.content}]
+    owner_id = message.conversation.user_id
+    shown = []
+    for part in parts if isinstance(parts, list) else []:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            shown.append(format_html('<div style="{}">{}</div>', _PRE, part.get("text", "")))
+        elif kind == "reasoning":
+            shown.append(
+                format_html(
+                    '<details><summary>reasoning</summary><div style="{}">{}</div></details>',
+                    _PRE,
+                    part.get("text", ""),
+                )
+            )
+        elif kind == "file":
+            shown.append(_file_part(part, owner_id))
+        elif kind == "source-url":
+            shown.append(_source_part(part))
+        else:
+            shown.append(format_html("<div><code>{}</code></div>", str(part)[:500]))
+    return format_html_join("", "{}", ((html,) for html in shown))
 
 
 class MessageInline(admin.TabularInline):
@@ -13,13 +88,17 @@ class MessageInline(admin.TabularInline):
         "position",
         "role",
         "status",
-        "content",
+        "shown_parts",
         "model",
         "total_tokens",
         "finish_reason",
         "created_at",
     ]
     readonly_fields = fields
+
+    @admin.display(description="parts")
+    def shown_parts(self, obj):
+        return render_parts(obj)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -78,7 +157,13 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["content", "conversation__title", "conversation__user__username"]
     date_hierarchy = "created_at"
     list_select_related = ["conversation"]
-    readonly_fields = [f.name for f in Message._meta.fields]
+    # The parts are shown rendered (`render_parts`), not as their JSON (nor as an editable field).
+    readonly_fields = [f.name for f in Message._meta.fields if f.name != "parts"] + ["shown_parts"]
+    exclude = ["parts"]
+
+    @admin.display(description="parts")
+    def shown_parts(self, obj):
+        return render_parts(obj)
 
     @admin.display(description="content")
     def short_content(self, obj):

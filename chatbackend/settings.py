@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "chat",
     "agents",
     "usage",
+    "attachments",
     "playground",
 ]
 
@@ -211,6 +212,20 @@ AGENT_CACHE_TTL_S = env_int("AGENT_CACHE_TTL_S", 3600)
 AGENT_MAX_CONCURRENT_WORKERS = env_int("AGENT_MAX_CONCURRENT_WORKERS", 4)
 # useChat resends the whole client-side history with every message, so allow for long chats.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
+
+# --- Attachments ------------------------------------------------------------------------------
+# The types Gemini reads (images, PDF, text, audio); each upload's bytes must match its type.
+ATTACHMENT_MEDIA_TYPES = env_list(
+    "ATTACHMENT_MEDIA_TYPES",
+    "image/png,image/jpeg,image/webp,image/heic,image/heif,application/pdf,"
+    "text/plain,text/markdown,text/csv,text/html,"
+    "audio/wav,audio/mp3,audio/mpeg,audio/aiff,audio/aac,audio/ogg,audio/flac",
+)
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
+ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
+# Where STORAGES["default"] (a FileSystemStorage unless configured otherwise) keeps the files. Not
+# served as static media: attachments go out only through their signed content URL.
+MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or BASE_DIR / "media")
 
 # --- CORS -------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env_list("FRONTEND_URL", "http://localhost:3000")

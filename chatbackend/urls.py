@@ -7,6 +7,7 @@ from .health import healthz, readyz
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
+    path("api/chat/attachments/", include("attachments.urls")),
     path("api/chat/", include("chat.urls")),
     path("api/agents/", include("agents.urls")),
     path("api/usage/", include("usage.urls")),

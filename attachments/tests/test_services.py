@@ -1,0 +1,214 @@
+"""The services the chat turn uses: file parts from useChat, the bytes for the model, deletion."""
+
+import pytest
+
+from attachments import services
+from attachments.models import Attachment
+from attachments.selectors import file_parts
+from attachments.signing import signed_url
+from core.errors import ServiceError
+from llm.types import FilePart
+
+from . import files
+
+pytestmark = pytest.mark.django_db
+
+
+def file_part(url: str, media_type: str = "image/png", **extra) -> dict:
+    return {"type": "file", "mediaType": media_type, "url": url, **extra}
+
+
+def refused(user, part: dict, fragment: str, media_root) -> None:
+    with pytest.raises(ServiceError) as caught:
+        services.attachment_from_part(user=user, part=part)
+    assert caught.value.status == 400
+    assert fragment in caught.value.message
+    assert Attachment.objects.count() == 0
+    assert files.stored_files(media_root) == []
+
+
+def test_data_url_part_is_stored(user, media_root):
+    data = files.png()
+    part = file_part(files.data_url("image/png", data), filename="C:\\pics\\dot.png")
+
+    attachment = services.attachment_from_part(user=user, part=part)
+
+    assert (attachment.user_id, attachment.media_type, attachment.size) == (
+        user.id,
+        "image/png",
+        len(data),
+    )
+    assert attachment.filename == "dot.png"  # the client's path is dropped
+    [stored] = files.stored_files(media_root)
+    assert stored.read_bytes() == data
+
+
+def test_data_url_whose_bytes_are_not_its_type_is_refused(user, media_root):
+    part = file_part(files.data_url("image/png", files.pdf()))
+    refused(user, part, "not image/png (it looks like application/pdf)", media_root)
+
+
+def test_data_url_type_must_agree_with_the_parts(user, media_root):
+    part = file_part(files.data_url("application/pdf", files.pdf()), media_type="image/png")
+    refused(user, part, "differs from its data: URL", media_root)
+
+
+def test_data_url_with_bad_base64_is_refused(user, media_root):
+    refused(user, file_part("data:image/png;base64,iVBOR*w0K"), "base64 is invalid", media_root)
+
+
+def test_oversized_data_url_is_refused_before_decoding(user, media_root, settings):
+    settings.ATTACHMENT_MAX_BYTES = 1000
+    part = file_part("data:image/png;base64," + "A" * 4000)
+    refused(user, part, "larger than the limit", media_root)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/cat.png",
+        "http://169.254.169.254/latest/meta-data/",
+        "HTTPS://example.com/api/chat/nothing/",
+    ],
+)
+def test_remote_url_is_not_fetched(user, media_root, url):
+    refused(user, file_part(url), "Remote URLs are not fetched", media_root)
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "ftp://x/y.png"])
+def test_other_schemes_are_refused(user, media_root, url):
+    refused(user, file_part(url), "are not accepted", media_root)
+
+
+def test_unknown_relative_url_is_refused(user, media_root):
+    refused(user, file_part("/static/cat.png"), "neither a data: URL", media_root)
+
+
+def test_not_a_file_part_is_refused(user, media_root):
+    refused(user, {"type": "text", "text": "hi"}, "Not a file part", media_root)
+    refused(user, {"type": "file", "mediaType": "image/png"}, "has no url", media_root)
+
+
+def test_own_upload_is_found_by_any_of_its_urls(user):
+    attachment = services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    urls = [
+        f"/api/chat/attachments/{attachment.id}/",
+        signed_url(attachment_id=attachment.id, user_id=user.id),
+        # An old, expired signed URL from the chat's history still names the user's own upload.
+        f"/api/chat/attachments/{attachment.id}/content/?t=0&s=expired",
+        f"http://localhost:8000/api/chat/attachments/{attachment.id}/content/?t=1&s=2",
+    ]
+    for url in urls:
+        assert services.attachment_from_part(user=user, part=file_part(url)) == attachment
+    assert Attachment.objects.count() == 1
+
+
+def test_another_users_upload_is_an_unknown_attachment(user, other_user):
+    theirs = services.create_attachment(user=other_user, data=files.png(), media_type="image/png")
+    for url in [
+        f"/api/chat/attachments/{theirs.id}/",
+        signed_url(attachment_id=theirs.id, user_id=other_user.id),
+    ]:
+        with pytest.raises(ServiceError) as caught:
+            services.attachment_from_part(user=user, part=file_part(url))
+        assert caught.value.status == 400
+        assert caught.value.message == "The file part refers to an unknown attachment."
+    assert list(Attachment.objects.values_list("user_id", flat=True)) == [other_user.id]
+
+
+@pytest.mark.parametrize(
+    ("declared", "data", "stored_as"),
+    [
+        ("image/jpeg", files.jpeg_header(), "image/jpeg"),
+        ("image/jpg", files.jpeg_header(), "image/jpeg"),
+        ("audio/x-wav", files.wav(), "audio/wav"),
+        ("Text/Markdown; charset=utf-8", "# Títle\n".encode(), "text/markdown"),
+        ("text/csv", b"a,b\n1,2\n", "text/csv"),
+    ],
+)
+def test_accepted_kinds(user, declared, data, stored_as):
+    attachment = services.create_attachment(user=user, data=data, media_type=declared)
+    assert attachment.media_type == stored_as
+
+
+def test_text_that_is_not_utf8_is_refused(user, media_root):
+    with pytest.raises(ServiceError, match="UTF-8"):
+        services.create_attachment(
+            user=user, data="café".encode("latin-1"), media_type="text/plain"
+        )
+    assert files.stored_files(media_root) == []
+
+
+def test_allow_list_comes_from_settings(user, settings):
+    settings.ATTACHMENT_MEDIA_TYPES = ["text/plain"]
+    with pytest.raises(ServiceError, match="Accepted types: text/plain"):
+        services.create_attachment(user=user, data=files.png(), media_type="image/png")
+
+
+def test_file_parts_reads_the_stored_bytes(user):
+    png = services.create_attachment(
+        user=user, data=files.png(), media_type="image/png", filename="a.png"
+    )
+    pdf = services.create_attachment(user=user, data=files.pdf(), media_type="application/pdf")
+
+    parts = file_parts(
+        ids=[str(png.id), pdf.id, "not-a-uuid", "00000000-0000-0000-0000-000000000000"]
+    )
+
+    assert parts == {
+        str(png.id): FilePart("image/png", files.png(), key=str(png.id), filename="a.png"),
+        str(pdf.id): FilePart("application/pdf", files.pdf(), key=str(pdf.id), filename=""),
+    }
+
+
+def test_delete_attachments_removes_rows_and_files(
+    user, other_user, media_root, django_capture_on_commit_callbacks
+):
+    mine = services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    theirs = services.create_attachment(
+        user=other_user, data=files.pdf(), media_type="application/pdf"
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        # Scoped to `user`: their own id in the list is not deleted.
+        assert services.delete_attachments(ids=[mine.id, str(theirs.id)], user=user) == 1
+
+    assert list(Attachment.objects.all()) == [theirs]
+    assert [p.name for p in files.stored_files(media_root)] == [f"{theirs.id}.pdf"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.delete_attachments(ids=[theirs.id]) == 1
+    assert files.stored_files(media_root) == []
+
+
+def test_deleting_a_user_removes_their_files(user, media_root, django_capture_on_commit_callbacks):
+    services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    with django_capture_on_commit_callbacks(execute=True):
+        user.delete()
+    assert Attachment.objects.count() == 0
+    assert files.stored_files(media_root) == []
+
+
+def test_a_rolled_back_deletion_keeps_the_file(
+    user, media_root, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    attachment = services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            attachment.delete()
+            raise RuntimeError("rolled back")
+    assert callbacks == []
+    assert Attachment.objects.count() == 1
+    assert len(files.stored_files(media_root)) == 1
+
+
+def test_row_failure_leaves_no_file(user, media_root, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(Attachment, "save", fail)
+    with pytest.raises(RuntimeError):
+        services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    assert files.stored_files(media_root) == []
