@@ -1,34 +1,8 @@
 """GET /api/usage/: the caller's tokens by day, endpoint and model; nobody else's."""
 
-from datetime import UTC, datetime
-
 import pytest
 
-from usage.models import UsageRecord
-
 pytestmark = pytest.mark.django_db
-
-
-def spend(user, day: str, endpoint: str, model: str, inp: int, out: int) -> None:
-    record = UsageRecord.objects.create(
-        user=user,
-        endpoint=endpoint,
-        model=model,
-        input_tokens=inp,
-        output_tokens=out,
-        total_tokens=inp + out,
-    )
-    at = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
-    UsageRecord.objects.filter(pk=record.pk).update(created_at=at)
-
-
-@pytest.fixture
-def spending(user, other_user):
-    spend(user, "2026-03-01", "chat", "gemini-2.5-flash", 10, 5)
-    spend(user, "2026-03-01", "chat", "gemini-2.5-flash", 20, 10)
-    spend(user, "2026-03-01", "agents:routing", "gemini-2.5-pro", 100, 50)
-    spend(user, "2026-03-02", "chat", "gemini-2.5-flash-lite", 1, 2)
-    spend(other_user, "2026-03-01", "chat", "gemini-2.5-flash", 1000, 1000)
 
 
 def test_usage_grouped_by_day_endpoint_and_model(api, spending):
