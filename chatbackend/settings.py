@@ -200,6 +200,9 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32000)
 AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 20000)
 CHAT_HISTORY_TOKEN_BUDGET = env_int("CHAT_HISTORY_TOKEN_BUDGET", 24000)
 STREAM_CHECKPOINT_S = env_float("STREAM_CHECKPOINT_S", 3.0)
+# A running reply or agent run whose process stopped beating for this long is marked interrupted
+# (core.liveness).
+STREAM_STALE_S = env_float("STREAM_STALE_S", 30.0)
 # Running generations' frames (core.hub): kept in memory this long after the end, and with
 # REDIS_URL mirrored to one Redis Stream per generation for listeners and stops on other hosts.
 GENERATION_GRACE_S = env_float("GENERATION_GRACE_S", 10.0)
