@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AgentRun(models.Model):
@@ -25,10 +26,23 @@ class AgentRun(models.Model):
     total_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="Last sign of life of the process running it (core.liveness): a run still "
+        "running whose heartbeat is older than STREAM_STALE_S is marked interrupted.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            # What every worker's sweep looks for: the few runs still running, by heartbeat.
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=models.Q(status="running"),
+                name="agentrun_running_heartbeat",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.pattern} run {self.id} ({self.status})"

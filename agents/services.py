@@ -7,7 +7,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Sum
+from django.db import transaction
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from llm import Usage
@@ -56,6 +58,53 @@ def finish_step(
         model=model,
         finished_at=timezone.now(),
     )
+
+
+def beat_runs(*, run_ids: list[uuid.UUID]) -> None:
+    """The process running these runs is alive (core.liveness calls this every few seconds)."""
+    AgentRun.objects.filter(id__in=run_ids, status=AgentRun.Status.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+STALE_RUN_ERROR = "The run stopped when the server process running it stopped."
+
+
+def sweep_stale_runs(*, stale_before: datetime) -> int:
+    """Close the runs left `running` by a process that died (no heartbeat since `stale_before`):
+    the run and its running steps become interrupted; finished steps and their output stay, and
+    the run's token total counts them. Returns how many runs were closed.
+
+    Every worker sweeps. On PostgreSQL the stale rows are locked, skipping those another worker's
+    sweep holds, and the UPDATE repeats the condition, so a run is closed once and a run whose
+    process beat in the meantime is left alone."""
+    now = timezone.now()
+    with transaction.atomic():
+        run_ids = list(
+            AgentRun.objects.select_for_update(skip_locked=True)
+            .filter(status=AgentRun.Status.RUNNING, heartbeat_at__lt=stale_before)
+            .values_list("id", flat=True)
+        )
+        if not run_ids:
+            return 0
+        closed = AgentRun.objects.filter(
+            id__in=run_ids, status=AgentRun.Status.RUNNING, heartbeat_at__lt=stale_before
+        )
+        AgentStep.objects.filter(run__in=closed, status=AgentStep.Status.RUNNING).update(
+            status=AgentStep.Status.INTERRUPTED, finished_at=now
+        )
+        tokens = (
+            AgentStep.objects.filter(run=OuterRef("pk"))
+            .values("run")
+            .annotate(total=Sum("total_tokens"))
+            .values("total")
+        )
+        return closed.update(
+            status=AgentRun.Status.INTERRUPTED,
+            error=STALE_RUN_ERROR,
+            total_tokens=Coalesce(Subquery(tokens), 0),
+            finished_at=now,
+        )
 
 
 def finish_run(

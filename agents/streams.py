@@ -9,19 +9,18 @@ from typing import Any
 
 from core.encoders import StreamEncoder
 
-from .runner import (
+from .context import RunContext, Workflow
+from .events import (
     ResultDelta,
     ResultDone,
     RunCompleted,
-    RunContext,
     RunFailed,
     StepFinished,
     StepStarted,
     ToolInput,
     ToolOutput,
-    Workflow,
-    run_events,
 )
+from .execution import run_events
 
 RESULT_TEXT_ID = "result"
 

@@ -19,8 +19,8 @@ from core.errors import NotFound, error_response
 from core.throttling import AgentRateThrottle
 from core.views import StreamingAPIView
 
+from .execution import execute, start_run
 from .patterns import PATTERNS, Pattern
-from .runner import execute, start_run
 from .selectors import run_with_steps, runs_of
 from .serializers import AgentRunSerializer, AgentRunSummarySerializer
 from .streams import run_frames

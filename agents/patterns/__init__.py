@@ -1,14 +1,13 @@
-"""The six agent patterns of `seeds/001_*.txt`: name, request body, result schema and workflow."""
+"""The six agent patterns (where they come from: docs/agent-patterns.md): name, summary, request
+body and workflow."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel
 from rest_framework import serializers
 
-from .. import schemas
-from ..runner import Workflow
+from ..context import Workflow
 from ..serializers import (
     EvaluatorInputSerializer,
     OrchestratorInputSerializer,
@@ -25,7 +24,6 @@ class Pattern:
     name: str
     summary: str
     input_serializer: type[serializers.Serializer]
-    result_schema: type[BaseModel]
     workflow: Workflow
 
 
@@ -36,42 +34,36 @@ PATTERNS: dict[str, Pattern] = {
             "sequential",
             "Generate marketing copy, evaluate it, improve it when it scores below 7.",
             SequentialInputSerializer,
-            schemas.SequentialResult,
             sequential.run,
         ),
         Pattern(
             "routing",
             "Classify a customer query and answer it with the right specialist and model.",
             RoutingInputSerializer,
-            schemas.RoutedResponse,
             routing.run,
         ),
         Pattern(
             "parallel",
             "Security, performance and maintainability reviews at once, then a summary.",
             ParallelInputSerializer,
-            schemas.CodeReviewSummary,
             parallel.run,
         ),
         Pattern(
             "orchestrator",
             "Plan a feature as tasks, run one worker per task concurrently, summarise.",
             OrchestratorInputSerializer,
-            schemas.OrchestrationSummary,
             orchestrator.run,
         ),
         Pattern(
             "evaluator",
             "Translate, then evaluate and improve (at most 3 rounds, stop at score 8.5).",
             EvaluatorInputSerializer,
-            schemas.TranslationResult,
             evaluator.run,
         ),
         Pattern(
             "tools",
             "Solve a math problem with calculate and validateAnswer tools in a multi-step loop.",
             ToolsInputSerializer,
-            schemas.MathSolution,
             tools.run,
         ),
     )

@@ -4,7 +4,7 @@ at least 8.5, with at most 3 evaluations (never a 4th round); the final object i
 from __future__ import annotations
 
 from .. import prompts
-from ..runner import RunContext
+from ..context import RunContext
 from ..schemas import TranslationEvaluation, TranslationIteration, TranslationResult
 
 MAX_ITERATIONS = 3

@@ -8,7 +8,7 @@ import asyncio
 from django.conf import settings
 
 from .. import prompts
-from ..runner import RunContext
+from ..context import RunContext
 from ..schemas import ImplementationPlan, OrchestrationSummary, PlanTask, TaskResult
 
 MAX_TASKS = 8

@@ -4,7 +4,7 @@ the same time (the wait is the slowest review, not the sum), then one combined s
 from __future__ import annotations
 
 from .. import prompts
-from ..runner import RunContext
+from ..context import RunContext
 from ..schemas import CodeReviewSummary, MaintainabilityReview, PerformanceReview, SecurityReview
 
 

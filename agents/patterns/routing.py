@@ -4,7 +4,7 @@ category, on the complex model only when the query is complex."""
 from __future__ import annotations
 
 from .. import prompts
-from ..runner import RunContext
+from ..context import RunContext
 from ..schemas import QueryClassification, RoutedResponse
 
 

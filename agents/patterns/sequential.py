@@ -4,7 +4,7 @@ below 7; the final object is streamed."""
 from __future__ import annotations
 
 from .. import prompts
-from ..runner import RunContext
+from ..context import RunContext
 from ..schemas import CopyEvaluation, SequentialResult
 
 IMPROVE_BELOW = 7

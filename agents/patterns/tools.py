@@ -4,7 +4,7 @@ with `calculate` and `validateAnswer`, then writes the solution object from the 
 from __future__ import annotations
 
 from .. import prompts
-from ..runner import RunContext
+from ..context import RunContext
 from ..schemas import MathSolution
 from ..tools import MATH_TOOLS
 

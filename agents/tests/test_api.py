@@ -356,6 +356,37 @@ async def test_identical_steps_are_served_from_the_cache(aclient, gemini_standin
 
 
 @pytest.mark.usefixtures("gemini_provider_settings")
+async def test_the_step_cache_is_per_user(aclient, gemini_standin, user, other_user):
+    """A cache hit must not tell one user that another submitted the same input (issue 10, #15)."""
+    script_sequential(gemini_standin)
+    await read_body(await post(aclient, "sequential", BODY))
+    assert len(gemini_standin.requests) == 3
+
+    script_sequential(gemini_standin)
+    theirs = parse_sse(await read_body(await post(client_for(other_user), "sequential", BODY)))
+
+    assert len(gemini_standin.requests) == 6  # every step of theirs reached the model
+    assert step_frames(theirs) == [
+        (name, status)
+        for name in ("InitialGeneration", "QualityEvaluation", "FinalPackaging")
+        for status in ("running", "complete")
+    ]
+    document = (
+        await get(client_for(other_user), f"/api/agents/runs/{theirs[0]['messageId']}/")
+    ).json()
+    assert [step["cached"] for step in document["steps"]] == [False] * 3
+    assert await UsageRecord.objects.filter(user=other_user).acount() == 3
+
+    # Each user's own repeat is still served from their cache.
+    mine = parse_sse(await read_body(await post(aclient, "sequential", BODY)))
+    again = parse_sse(await read_body(await post(client_for(other_user), "sequential", BODY)))
+    assert len(gemini_standin.requests) == 6
+    for client, frames in ((aclient, mine), (client_for(other_user), again)):
+        document = (await get(client, f"/api/agents/runs/{frames[0]['messageId']}/")).json()
+        assert [step["cached"] for step in document["steps"]] == [True] * 3
+
+
+@pytest.mark.usefixtures("gemini_provider_settings")
 async def test_a_changed_input_is_not_a_cache_hit(aclient, gemini_standin):
     await read_body(await post(aclient, "routing", {"query": "one"}))
     count = len(gemini_standin.requests)

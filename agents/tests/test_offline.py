@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents import schemas
 from agents.models import AgentRun
 from agents.patterns import PATTERNS
 
@@ -39,6 +40,15 @@ STEPS = {
     "tools": ["ProblemSolving", "Solution"],
 }
 
+RESULTS = {
+    "sequential": schemas.SequentialResult,
+    "routing": schemas.RoutedResponse,
+    "parallel": schemas.CodeReviewSummary,
+    "orchestrator": schemas.OrchestrationSummary,
+    "evaluator": schemas.TranslationResult,
+    "tools": schemas.MathSolution,
+}
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -48,7 +58,7 @@ async def test_each_pattern_completes_offline(aclient, user, pattern):
 
     assert frames[0]["type"] == "start"
     assert frames[-2]["type"] == "finish" and frames[-1] == "[DONE]"
-    result = PATTERNS[pattern].result_schema.model_validate(result_of(frames))
+    result = RESULTS[pattern].model_validate(result_of(frames))
 
     run = await AgentRun.objects.aget(id=frames[0]["messageId"])
     assert run.status == "complete"
