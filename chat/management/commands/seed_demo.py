@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from accounts.services import register_user
 from chat.models import Conversation, Message
 
 DEMO_USERNAME = "demo"
@@ -49,11 +50,11 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
-        User = get_user_model()
-        user, created = User.objects.get_or_create(username=DEMO_USERNAME)
+        user = get_user_model().objects.filter(username=DEMO_USERNAME).first()
+        created = user is None
         if created:
-            user.set_password(DEMO_PASSWORD)
-            user.save(update_fields=["password"])
+            # Created as every account is: through the accounts service (what /register/ uses).
+            user = register_user(username=DEMO_USERNAME, password=DEMO_PASSWORD)
         for title, system_prompt, turns in CONVERSATIONS:
             conversation, new = Conversation.objects.get_or_create(user=user, title=title)
             if not new:
