@@ -2,9 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.views import admin_login
+
 from .health import healthz, readyz
 
 urlpatterns = [
+    # The admin's login with login throttling (a 429 page over AUTH_RATE_LIMIT): before admin/.
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
     path("api/chat/attachments/", include("attachments.urls")),

@@ -1,12 +1,67 @@
-"""Per-user rate limits counted by django-ratelimit in the shared cache.
+"""Rate limits counted by django-ratelimit in the shared cache.
 
 django-ratelimit's decorator does not support async views, so its counter (`get_usage`) is wrapped
 in a DRF throttle; adrf runs throttles before the view, and the exception handler turns the refusal
-into a 429 JSON error with `Retry-After`. With REDIS_URL set the count is shared by every worker."""
+into a 429 JSON error with `Retry-After`. With REDIS_URL set the count is shared by every worker.
+
+When the cache cannot be reached (Redis down), a limit cannot be counted: `count_attempt` then
+allows the request and logs one warning a minute, instead of failing every request with a 500.
+/readyz reports the cache as unavailable meanwhile."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
+
+#: What a cache backend raises when its server is unreachable: redis-py's errors (Django's
+#: RedisCache) and socket errors (OSError: refused, reset, timed out, name not resolved).
+CACHE_ERRORS = (RedisError, OSError)
+WARN_EVERY_S = 60.0
+
+_last_warning = -WARN_EVERY_S
+_warning_lock = threading.Lock()
+
+
+def _warn_unlimited(group: str, exc: Exception) -> None:
+    """One warning per WARN_EVERY_S per process, however many requests go unlimited."""
+    global _last_warning
+    now = time.monotonic()
+    with _warning_lock:
+        if now - _last_warning < WARN_EVERY_S:
+            return
+        _last_warning = now
+    logger.warning(
+        "Rate limits are not enforced: the cache is unavailable (%s: %s; first seen on %r)",
+        type(exc).__name__,
+        exc,
+        group,
+    )
+
+
+def count_attempt(request, *, group: str, key, rate: str) -> int | None:
+    """Count one attempt of `request` in `group` (django-ratelimit's fixed window, `key` as its
+    `key` argument). The seconds to wait when the attempt is over `rate`, else None, also when
+    the cache is unreachable (the request is allowed; see the module's docstring)."""
+    try:
+        usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
+    except CACHE_ERRORS as exc:
+        _warn_unlimited(group, exc)
+        return None
+    if usage and usage["should_limit"]:
+        return max(1, int(usage["time_left"]))
+    return None
+
+
+def rate_enabled(rate: str) -> bool:
+    return rate.strip() not in {"", "0"}
 
 
 def _user_key(group, request) -> str:
@@ -25,19 +80,15 @@ class SettingRateThrottle(BaseThrottle):
     @property
     def enabled(self) -> bool:
         """False when the limit is off: the view skips the throttle (and its cache round trip)."""
-        return self.rate not in {"", "0"}
+        return rate_enabled(self.rate)
 
     def allow_request(self, request, view) -> bool:
-        rate = self.rate
         if not self.enabled or not request.user or not request.user.is_authenticated:
             return True
-        usage = get_usage(
-            request._request, group=self.group, key=_user_key, rate=rate, increment=True
+        self.retry_after = count_attempt(
+            request._request, group=self.group, key=_user_key, rate=self.rate
         )
-        if usage and usage["should_limit"]:
-            self.retry_after = max(1, int(usage["time_left"]))
-            return False
-        return True
+        return self.retry_after is None
 
     def wait(self) -> int | None:
         return self.retry_after
