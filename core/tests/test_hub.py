@@ -134,6 +134,40 @@ async def test_listener_from_the_start_gets_every_frame_then_ends_at_close(
     assert await asyncio.wait_for(reading, WAIT_S) == [frame(i) for i in range(20)]
 
 
+async def test_a_waiting_listener_gets_each_frame_when_published_not_at_the_close(
+    backend_settings, make_hub
+):
+    hub = make_hub()
+    key = new_key()
+    channel = hub.open(key)
+    listener = await hub.listen(key)
+    for i in range(3):
+        waiting = asyncio.ensure_future(anext(listener))
+        await asyncio.sleep(0)  # the listener is now waiting for a frame
+        assert not waiting.done()
+        channel.publish(frame(i))
+        assert await asyncio.wait_for(waiting, WAIT_S) == frame(i)
+    assert not channel.closed
+    channel.close()
+    assert await asyncio.wait_for(read_all(listener), WAIT_S) == []
+
+
+async def test_live_frames_reach_a_listener_on_another_hub_before_the_close(
+    redis_settings, make_hub
+):
+    owner, other = make_hub(), make_hub()
+    key = new_key()
+    channel = owner.open(key)
+    await owner.flush()
+    remote = await other.listen(key)
+    for i in range(3):
+        waiting = asyncio.ensure_future(anext(remote))
+        channel.publish(frame(i))
+        assert await asyncio.wait_for(waiting, WAIT_S) == frame(i)
+    channel.close()
+    assert await asyncio.wait_for(read_all(remote), WAIT_S) == []
+
+
 async def test_listener_joining_midway_gets_every_frame_from_the_first(backend_settings, make_hub):
     hub = make_hub()
     key = new_key()
