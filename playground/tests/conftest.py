@@ -48,10 +48,9 @@ def browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory):
-    """The project served by uvicorn on a free port, with its own SQLite database and the offline
-    model streaming slowly enough (40 ms a chunk) for a test to watch a reply grow."""
+def _serve(tmp_path_factory, *, chunk_delay_ms: int):
+    """The project served by uvicorn on a free port, with its own SQLite database and media folder,
+    and the offline model waiting `chunk_delay_ms` between chunks."""
     reason = browser_missing()
     require(reason is None, reason or "")
     workdir = tmp_path_factory.mktemp("playground-server")
@@ -59,15 +58,31 @@ def server_url(tmp_path_factory):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "chatbackend.settings_test",
         "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+        "DJANGO_MEDIA_ROOT": str(workdir / "media"),
         "AI_PROVIDER": "offline",
-        "OFFLINE_CHUNK_DELAY_MS": "40",
+        "OFFLINE_CHUNK_DELAY_MS": str(chunk_delay_ms),
         "CHAT_RATE_LIMIT": "1000/m",
         "AGENT_RATE_LIMIT": "1000/m",
     }
+    env.pop("REDIS_URL", None)  # one process: running replies are kept in its memory
     root = settings.BASE_DIR
     manage = [sys.executable, "manage.py", "migrate", "--noinput"]
     subprocess.run(manage, cwd=root, env=env, check=True, capture_output=True, timeout=120)
-    with ServerProcess(env) as server:
+    return ServerProcess(env)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory):
+    """The offline model at 40 ms a chunk: slowly enough for a test to watch a reply grow."""
+    with _serve(tmp_path_factory, chunk_delay_ms=40) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def slow_server_url(tmp_path_factory):
+    """The offline model at 150 ms a chunk (a reply takes about 10 s): time enough to reload the
+    page, or open a second tab, while the reply is still being written."""
+    with _serve(tmp_path_factory, chunk_delay_ms=150) as server:
         yield server.url
 
 
@@ -89,19 +104,32 @@ def console_errors() -> list[str]:
     return []
 
 
-@pytest.fixture
-def page(chromium, server_url, console_errors):
+def _open_page(chromium, base_url: str, console_errors: list[str]):
     context = chromium.new_context(
-        base_url=server_url,
+        base_url=base_url,
         viewport={"width": 1280, "height": 800},
         reduced_motion="reduce",  # no sliding drawer mid-way in a screenshot
     )
     context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    # Every tab of the context (a test may open a second one) reports its errors.
+    context.on("console", lambda m: m.type == "error" and console_errors.append(m.text))
+    context.on("weberror", lambda error: console_errors.append(str(error.error)))
+    return context.new_page()
+
+
+@pytest.fixture
+def page(chromium, server_url, console_errors):
+    page = _open_page(chromium, server_url, console_errors)
     yield page
-    context.close()
+    page.context.close()
+
+
+@pytest.fixture
+def slow_page(chromium, slow_server_url, console_errors):
+    """A page on the slow server (see slow_server_url)."""
+    page = _open_page(chromium, slow_server_url, console_errors)
+    yield page
+    page.context.close()
 
 
 @pytest.fixture

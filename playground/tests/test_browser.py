@@ -3,8 +3,11 @@
 Every wait is on a condition in the page (Playwright's auto-waiting `expect` or
 `wait_for_function`), never a fixed sleep."""
 
+import base64
 import json
+import struct
 import uuid
+import zlib
 
 import pytest
 
@@ -59,6 +62,45 @@ def conversation_id(page: Page) -> str:
     return page.evaluate("() => location.hash.split('/')[2]")
 
 
+def stored_messages(page: Page, conversation: str) -> list[dict]:
+    """The conversation's messages as the API returns them (with the page's own token)."""
+    return page.evaluate(
+        """async (id) => {
+            const { access } = JSON.parse(localStorage.getItem("playground.tokens"));
+            const response = await fetch(`/api/chat/conversations/${id}/messages/?page_size=500`,
+                                         { headers: { Authorization: `Bearer ${access}` } });
+            return (await response.json()).results;
+        }""",
+        conversation,
+    )
+
+
+def png(width: int = 24, height: int = 16, rgb: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    """A valid PNG of one colour, made here (no image library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def image_loaded(page: Page, selector: str) -> None:
+    """Waits until the image at `selector` has loaded (a broken image has no natural width)."""
+    page.wait_for_function(
+        "(selector) => document.querySelector(selector)?.complete"
+        " && document.querySelector(selector).naturalWidth > 0",
+        arg=selector,
+    )
+
+
 def test_sign_up_and_watch_a_reply_stream_in(page, console_errors, artifacts):
     sign_up(page)
 
@@ -77,17 +119,25 @@ def test_sign_up_and_watch_a_reply_stream_in(page, console_errors, artifacts):
     assert console_errors == []
 
 
-def test_stop_keeps_the_partial_reply_as_interrupted(page, console_errors):
+def test_stop_keeps_the_partial_reply_as_interrupted(slow_page, console_errors):
+    """Stop asks the server to stop the reply (closing the page's own stream alone would not:
+    the reply outlives its request), and the partial reply stays, interrupted, after a reload."""
+    page = slow_page
     sign_up(page)
     send(page, "Write a long story about a lighthouse keeper.")
     wait_for_reply_longer_than(page, 0)
 
-    page.get_by_role("button", name="Stop").click()
+    with page.expect_response("**/stop/") as stop:
+        page.get_by_role("button", name="Stop").click()
 
+    assert stop.value.request.method == "POST"
+    assert (stop.value.status, stop.value.json()) == (200, {"stopped": True})
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "interrupted")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
     partial = page.locator(f"{LAST_REPLY} .bubble").text_content()
     assert partial
-    # The server saves the partial reply once it notices the disconnect: wait until it has.
+    conversation = conversation_id(page)
+    # The server saves the partial reply as it stops the generation: wait until it has.
     page.wait_for_function(
         """async (id) => {
             const { access } = JSON.parse(localStorage.getItem("playground.tokens"));
@@ -96,7 +146,7 @@ def test_stop_keeps_the_partial_reply_as_interrupted(page, console_errors):
             const { results } = await response.json();
             return results.at(-1).status === "interrupted";
         }""",
-        arg=conversation_id(page),
+        arg=conversation,
         polling=200,
     )
 
@@ -104,7 +154,10 @@ def test_stop_keeps_the_partial_reply_as_interrupted(page, console_errors):
 
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "interrupted")
     expect(page.locator(f"{LAST_REPLY} .meta")).to_contain_text("interrupted")
-    assert page.locator(f"{LAST_REPLY} .bubble").text_content().startswith(partial[:10])
+    stored = stored_messages(page, conversation)[-1]["content"]
+    assert stored.startswith(partial[:10])
+    expect(page.locator(f"{LAST_REPLY} .bubble")).to_have_text(stored)
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()  # nothing to resume
     assert console_errors == []
 
 
@@ -249,4 +302,217 @@ def test_phone_layout_collapses_the_sidebar(page, console_errors, artifacts):
     page.screenshot(path=artifacts / "chat-phone-sidebar.png")
     sidebar.get_by_role("link", name="Hi from a phone").click()
     expect(sidebar).not_to_be_visible()
+    assert console_errors == []
+
+
+# Rich turns ---------------------------------------------------------------------------------------
+
+
+def test_attach_an_image_and_a_text_file_and_see_them_answered(page, console_errors, artifacts):
+    """An image chosen with the Attach button and a text file dropped on the message box are
+    uploaded, shown in the conversation (a thumbnail, a name with its type), and the offline
+    model acknowledges each; the conversation shows them again after a reload."""
+    sign_up(page)
+    image = png()
+    with page.expect_response("**/api/chat/attachments/") as uploaded:
+        page.get_by_label("Attach").set_input_files(
+            {"name": "red.png", "mimeType": "image/png", "buffer": image}
+        )
+    assert uploaded.value.status == 201
+    page.evaluate(
+        """() => {
+            const file = new File(["one line of notes\\n"], "notes.txt", { type: "text/plain" });
+            const files = new DataTransfer();
+            files.items.add(file);
+            const drop = new DragEvent("drop", { dataTransfer: files, bubbles: true,
+                                                 cancelable: true });
+            document.querySelector("#composer").dispatchEvent(drop);
+        }"""
+    )
+    pending = page.locator("#pending-files li")
+    expect(pending).to_have_count(2)
+    expect(page.locator("#pending-files li.uploaded")).to_have_count(2)
+    page.screenshot(path=artifacts / "chat-attachments-pending.png")
+
+    with page.expect_request("**/api/chat/stream/") as sent:
+        send(page, "What do these files hold?")
+
+    files = sent.value.post_data_json["files"]
+    assert [(f["type"], f["mediaType"], f["filename"]) for f in files] == [
+        ("file", "image/png", "red.png"),
+        ("file", "text/plain", "notes.txt"),
+    ]
+    expect(pending).to_have_count(0)
+    user = page.locator("#messages li.user").last
+    thumbnail = "#messages li.user:last-of-type .attachments img"
+    expect(page.locator(thumbnail)).to_have_attribute("alt", "red.png")
+    image_loaded(page, thumbnail)  # the signed URL serves the picture to its owner
+    expect(user.locator(".attachment.file")).to_contain_text("notes.txt")
+    expect(user.locator(".attachment.file .chip")).to_have_text("text/plain")
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    reply = page.locator(f"{LAST_REPLY} .bubble")
+    expect(reply).to_contain_text("image/png")
+    expect(reply).to_contain_text(str(len(image)))
+    expect(reply).to_contain_text("text/plain")
+    page.screenshot(path=artifacts / "chat-attachments.png")
+
+    page.reload()
+
+    image_loaded(page, thumbnail)
+    expect(page.locator("#messages li.user .attachment.file")).to_contain_text("notes.txt")
+    assert console_errors == []
+
+
+def test_paste_an_image_into_the_message_box(page, console_errors):
+    sign_up(page)
+    picture = base64.b64encode(png(rgb=(40, 90, 200))).decode()
+
+    page.evaluate(
+        """(picture) => {
+            const bytes = Uint8Array.from(atob(picture), (char) => char.charCodeAt(0));
+            const clipboard = new DataTransfer();
+            clipboard.items.add(new File([bytes], "pasted.png", { type: "image/png" }));
+            const paste = new ClipboardEvent("paste", { clipboardData: clipboard, bubbles: true,
+                                                        cancelable: true });
+            document.querySelector("#prompt").dispatchEvent(paste);
+        }""",
+        picture,
+    )
+
+    expect(page.locator("#pending-files li.uploaded")).to_have_count(1)
+    expect(page.locator("#pending-files li")).to_contain_text("pasted.png")
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")  # no text was pasted
+    assert console_errors == []
+
+
+def test_reasoning_is_folded_until_clicked(page, console_errors, artifacts):
+    sign_up(page)
+    send(page, "Think about how tides work.")
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+
+    for attempt in ("live", "stored"):
+        thinking = page.locator(f"{LAST_REPLY} details.reasoning")
+        expect(thinking, attempt).to_be_visible()
+        expect(thinking, attempt).not_to_have_attribute("open", "")
+        expect(thinking.locator(".reasoning-text"), attempt).to_be_hidden()
+
+        thinking.get_by_text("Thinking").click()
+
+        expect(thinking.locator(".reasoning-text"), attempt).to_be_visible()
+        text = thinking.locator(".reasoning-text").text_content()
+        assert text.strip(), attempt
+        bubble = page.locator(f"{LAST_REPLY} .bubble").text_content()
+        assert text.strip() not in bubble, attempt  # reasoning is never part of the answer
+        if attempt == "live":
+            page.screenshot(path=artifacts / "chat-reasoning.png")
+            page.reload()
+    assert console_errors == []
+
+
+def test_sources_are_listed_when_web_search_is_on(page, console_errors, artifacts):
+    sign_up(page)
+    with page.expect_request("**/api/chat/stream/") as plain:
+        send(page, "What is the tallest mountain?")
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    assert "webSearch" not in plain.value.post_data_json
+    expect(page.locator(f"{LAST_REPLY} .sources")).to_be_hidden()
+
+    page.get_by_label("Web search").check()
+    with page.expect_request("**/api/chat/stream/") as searched:
+        send(page, "And the deepest lake?")
+
+    assert searched.value.post_data_json["webSearch"] is True
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    links = page.locator(f"{LAST_REPLY} .sources a")
+    expect(links.first).to_be_visible()
+    hrefs = links.evaluate_all("links => links.map(link => link.href)")
+    assert hrefs and all(href.startswith(("https://", "http://")) for href in hrefs), hrefs
+    expect(links.first).to_have_attribute("target", "_blank")
+    page.screenshot(path=artifacts / "chat-sources.png")
+
+    page.reload()
+
+    expect(page.locator(f"{LAST_REPLY} .sources a")).to_have_count(len(hrefs))
+    expect(page.locator("#messages li.assistant").first.locator(".sources")).to_be_hidden()
+    assert console_errors == []
+
+
+def test_markdown_is_rendered_and_no_script_in_a_reply_runs(page, console_errors, artifacts):
+    """The offline model repeats the start of the message: a reply holding an image with an
+    onerror handler, a script and a javascript: link renders as markdown with none of them
+    alive."""
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_up(page)
+
+    send(
+        page,
+        "**bold** <img src=x onerror=alert(1)> <script>alert(2)</script> "
+        "[click](javascript:alert(3)) `code`",
+    )
+
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    for attempt in ("live", "stored"):
+        bubble = page.locator(f"{LAST_REPLY} .bubble")
+        expect(bubble.locator("strong"), attempt).to_have_text("bold")
+        expect(bubble.locator("code"), attempt).to_have_text("code")
+        link = bubble.get_by_text("click")
+        expect(link, attempt).to_be_visible()
+        assert link.get_attribute("href") is None, attempt  # the javascript: URL is gone
+        link.click()
+        assert page.locator("#messages img, #messages script, [onerror]").count() == 0, attempt
+        assert page.evaluate("() => document.querySelectorAll('[onerror]').length") == 0
+        if attempt == "live":
+            page.screenshot(path=artifacts / "chat-markdown.png")
+            page.reload()
+    user = page.locator("#messages li.user .bubble")  # the user's own text is shown as text
+    expect(user).to_contain_text("<img src=x onerror=alert(1)>")
+    assert dialogs == []
+    assert console_errors == []
+
+
+# Replies that outlive the page -------------------------------------------------------------------
+
+
+def test_reload_mid_reply_and_see_it_complete(slow_page, console_errors):
+    page = slow_page
+    sign_up(page)
+    send(page, "Tell me a story that takes a while.")
+    partial = wait_for_reply_longer_than(page, 0)
+    conversation = conversation_id(page)
+
+    page.reload()
+
+    # The reply, still running on the server, is joined: it is seen streaming, then complete.
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "streaming")
+    wait_for_reply_longer_than(page, partial)
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(page.locator("#messages > li")).to_have_count(2)  # the same reply, not a second one
+    stored = stored_messages(page, conversation)[-1]
+    assert stored["status"] == "complete"
+    expect(page.locator(f"{LAST_REPLY} .bubble")).to_have_text(stored["content"])
+    assert console_errors == []
+
+
+def test_two_tabs_see_the_same_reply(slow_page, console_errors, artifacts):
+    first = slow_page
+    sign_up(first)
+    send(first, "Explain the water cycle, slowly.")
+    wait_for_reply_longer_than(first, 0)
+    conversation = conversation_id(first)
+
+    second = first.context.new_page()  # same browser profile: already signed in
+    second.goto(f"/#/chat/{conversation}")
+
+    expect(second.locator("#messages li.user .bubble")).to_have_text(
+        "Explain the water cycle, slowly."
+    )
+    expect(second.locator(LAST_REPLY)).to_have_attribute("data-status", "streaming")
+    wait_for_reply_longer_than(second, 0)
+    for tab in (first, second):
+        expect(tab.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=30_000)
+    stored = stored_messages(first, conversation)[-1]["content"]
+    for tab in (first, second):
+        expect(tab.locator(f"{LAST_REPLY} .bubble")).to_have_text(stored)
+    second.screenshot(path=artifacts / "chat-second-tab.png")
     assert console_errors == []
