@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "adrf",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's scripts and styles, served by us (no CDN)
     "core",
     "accounts",
     "chat",
@@ -166,6 +167,11 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ works offline: Swagger UI from drf-spectacular-sidecar's static files, and no
+    # call to the public spec validator.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Messages and agent runs both have a `status` with different choices: name both enums.
     "ENUM_NAME_OVERRIDES": {
