@@ -26,8 +26,8 @@ from .models import Attachment
 _UNSAFE_IN_FILENAME = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):g} MiB"
+def _shown_size(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB" if size >= 1024 * 1024 else f"{size} bytes"
 
 
 def check_size(*, size: int) -> None:
@@ -37,7 +37,7 @@ def check_size(*, size: int) -> None:
         raise ServiceError("The file is empty.")
     if size > settings.ATTACHMENT_MAX_BYTES:
         raise ServiceError(
-            f"The file is larger than the limit of {_mib(settings.ATTACHMENT_MAX_BYTES)}."
+            f"The file is larger than the limit of {_shown_size(settings.ATTACHMENT_MAX_BYTES)}."
         )
 
 

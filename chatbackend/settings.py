@@ -1,5 +1,6 @@
 """Settings read from the environment (12-factor). Every variable is documented in README.md."""
 
+import json
 import os
 from pathlib import Path
 
@@ -260,7 +261,7 @@ CORS_ALLOW_HEADERS = [
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG

@@ -1,6 +1,7 @@
 """The services the chat turn uses: file parts from useChat, the bytes for the model, deletion."""
 
 import pytest
+from django.core.files.storage import InMemoryStorage
 
 from attachments import services
 from attachments.models import Attachment
@@ -59,8 +60,24 @@ def test_data_url_with_bad_base64_is_refused(user, media_root):
 
 def test_oversized_data_url_is_refused_before_decoding(user, media_root, settings):
     settings.ATTACHMENT_MAX_BYTES = 1000
-    part = file_part("data:image/png;base64," + "A" * 4000)
+    # Invalid base64 at the end: decoding it would have said so.
+    part = file_part("data:image/png;base64," + "A" * 3999 + "*")
     refused(user, part, "larger than the limit", media_root)
+
+
+def test_oversized_bytes_are_refused_by_the_service_itself(user, media_root, settings):
+    settings.ATTACHMENT_MAX_BYTES = 10
+    with pytest.raises(ServiceError, match="larger than the limit of 10 bytes"):
+        services.create_attachment(user=user, data=b"x" * 11, media_type="text/plain")
+    assert files.stored_files(media_root) == []
+    assert services.create_attachment(user=user, data=b"x" * 10, media_type="text/plain").size == 10
+
+
+def test_percent_encoded_data_url(user):
+    part = file_part("data:,hello%20w%C3%B6rld", media_type="text/plain", filename="h.txt")
+    attachment = services.attachment_from_part(user=user, part=part)
+    assert attachment.file.read() == "hello wörld".encode()
+    assert attachment.media_type == "text/plain"
 
 
 @pytest.mark.parametrize(
@@ -212,3 +229,19 @@ def test_row_failure_leaves_no_file(user, media_root, monkeypatch):
     with pytest.raises(RuntimeError):
         services.create_attachment(user=user, data=files.png(), media_type="image/png")
     assert files.stored_files(media_root) == []
+
+
+def test_any_configured_storage_keeps_the_files(user, settings, media_root):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    attachment = services.create_attachment(
+        user=user, data=files.pdf(), media_type="application/pdf"
+    )
+    storage = attachment.file.storage
+
+    assert isinstance(storage, InMemoryStorage)
+    assert storage.exists(attachment.file.name)
+    assert file_parts(ids=[attachment.id])[str(attachment.id)].data == files.pdf()
+    assert files.stored_files(media_root) == []  # nothing on the local disk
