@@ -1,8 +1,10 @@
-import logging
 import os
 
-from django.conf import settings
 from django.core.asgi import get_asgi_application
+
+import llm
+
+from core.limits import BodySizeLimit
 
 from .shutdown import GracefulShutdown
 
@@ -10,15 +12,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbackend.settings")
 
 django_application = get_asgi_application()
 
-if settings.AI_PROVIDER == "gemini":
-    # google-genai takes about a second to import: at start-up, not on the event loop while the
-    # first chat request (and every other request) waits.
-    import llm.gemini  # noqa: F401
-else:
-    logging.getLogger("llm").warning(
-        "AI_PROVIDER=offline: replies come from the local offline provider, not Gemini "
-        "(set GEMINI_API_KEY to use Gemini)."
-    )
+# Imports the model backend now (google-genai takes about a second: better at start-up than on
+# the event loop while the first request waits); the offline backend says that it answers.
+llm.warm_up()
 
-# Wrapped so that SIGTERM ends open streams the way a client disconnect does: saved, not lost.
-application = GracefulShutdown(django_application)
+# Wrapped so that SIGTERM ends open streams the way a client disconnect does: saved, not lost;
+# and so that a body over MAX_REQUEST_BYTES (CHAT_MAX_REQUEST_BYTES on the chat stream and the
+# attachment upload) is refused with a 413 before it is read whole (core.limits).
+application = GracefulShutdown(BodySizeLimit(django_application))

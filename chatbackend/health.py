@@ -3,17 +3,18 @@
 import asyncio
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+
+from llm import backend_label
 
 READY_TIMEOUT_S = 2.0
 
 
 async def healthz(request):
     """The process is up. Says which model provider it uses, so offline mode is never a secret."""
-    return JsonResponse({"status": "ok", "provider": settings.AI_PROVIDER})
+    return JsonResponse({"status": "ok", "provider": backend_label()})
 
 
 def _check_database() -> None:
@@ -43,6 +44,6 @@ async def readyz(request):
         checks["cache"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "provider": settings.AI_PROVIDER, **checks},
+        {"status": "ok" if ready else "unavailable", "provider": backend_label(), **checks},
         status=200 if ready else 503,
     )

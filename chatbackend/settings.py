@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "chat",
     "agents",
     "usage",
+    "llm",
     "attachments",
     "playground",
 ]
@@ -198,7 +199,45 @@ GEMINI_MAX_RETRIES = env_int("GEMINI_MAX_RETRIES", 3)
 GEMINI_RETRY_INITIAL_DELAY_S = env_float("GEMINI_RETRY_INITIAL_DELAY_S", 1.0)
 GEMINI_RETRY_MAX_DELAY_S = env_float("GEMINI_RETRY_MAX_DELAY_S", 20.0)
 GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", 1000)
+GEMINI_INCLUDE_THOUGHTS = env_bool("GEMINI_INCLUDE_THOUGHTS", True)
+GEMINI_THINKING_BUDGET = (
+    env_int("GEMINI_THINKING_BUDGET", 0) if env_str("GEMINI_THINKING_BUDGET") else None
+)
+GEMINI_INLINE_MAX_BYTES = env_int("GEMINI_INLINE_MAX_BYTES", 20 * 1024 * 1024)
 OFFLINE_CHUNK_DELAY_MS = env_int("OFFLINE_CHUNK_DELAY_MS", 30)
+# The provider layer's one setting (see llm/registry.py; checked by llm/checks.py). Code outside
+# llm/ asks `llm.model_for("chat" | "fast" | "complex")` and `llm.get_provider()`.
+if AI_PROVIDER == "gemini":
+    LLM = {
+        "BACKEND": "llm.gemini.GeminiProvider",
+        "OPTIONS": {
+            "api_key": GEMINI_API_KEY,
+            "base_url": GEMINI_BASE_URL,
+            "timeout_s": GEMINI_TIMEOUT_S,
+            "max_retries": GEMINI_MAX_RETRIES,
+            "retry_initial_delay_s": GEMINI_RETRY_INITIAL_DELAY_S,
+            "retry_max_delay_s": GEMINI_RETRY_MAX_DELAY_S,
+            "max_connections": GEMINI_MAX_CONNECTIONS,
+            "include_thoughts": GEMINI_INCLUDE_THOUGHTS,
+            "thinking_budget": GEMINI_THINKING_BUDGET,
+            "inline_max_bytes": GEMINI_INLINE_MAX_BYTES,
+        },
+        "MODELS": {
+            "chat": GEMINI_MODEL,
+            "fast": GEMINI_MODEL_FAST,
+            "complex": GEMINI_MODEL_COMPLEX,
+            "fallback": GEMINI_FALLBACK_MODEL,
+        },
+    }
+else:
+    LLM = {
+        "BACKEND": "llm.offline.OfflineProvider",
+        "OPTIONS": {
+            "chunk_delay_ms": OFFLINE_CHUNK_DELAY_MS,
+            "include_thoughts": GEMINI_INCLUDE_THOUGHTS,
+        },
+        "MODELS": {"chat": "offline", "fast": "offline", "complex": "offline"},
+    }
 
 # --- Limits -----------------------------------------------------------------------------------
 CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "10/m")
@@ -235,15 +274,9 @@ ATTACHMENT_MEDIA_TYPES = env_list(
 )
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
 ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
-# Where the default storage keeps files when it is the local one. Not served as static media:
-# attachments go out only through their signed content URL.
+# Where STORAGES["default"] (a FileSystemStorage unless configured otherwise) keeps the files. Not
+# served as static media: attachments go out only through their signed content URL.
 MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or BASE_DIR / "media")
-# The storage attachments are kept in (STORAGES["default"]): a dotted class path and its options
-# as JSON, e.g. storages.backends.s3.S3Storage with {"bucket_name": "chat-files"}.
-DEFAULT_STORAGE = {
-    "BACKEND": env_str("DJANGO_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
-    "OPTIONS": json.loads(env_str("DJANGO_STORAGE_OPTIONS", "{}")),
-}
 
 # --- CORS -------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env_list("FRONTEND_URL", "http://localhost:3000")

@@ -1,4 +1,5 @@
-"""Provider layer: the only code that talks to Gemini. See `llm.base.LLMProvider`."""
+"""Provider layer: the only code that talks to a model. Configured by `settings.LLM` (see
+`llm.registry`); chat and agents call `get_provider()`, and `model_for(role)` names the model."""
 
 from .base import LLMProvider
 from .errors import (
@@ -9,11 +10,16 @@ from .errors import (
     ModelRequestRejected,
     ModelUnavailable,
 )
-from .registry import get_provider
+from .registry import backend_label, build_provider, get_provider, model_for, warm_up
+from .tokens import estimate_tokens
 from .types import (
     ChatMessage,
+    FilePart,
     ObjectDelta,
     ObjectResult,
+    ReasoningDelta,
+    Source,
+    StreamEvent,
     StreamFinish,
     TextDelta,
     TextResult,
@@ -29,6 +35,7 @@ from .types import (
 __all__ = [
     "ChatMessage",
     "ContentBlocked",
+    "FilePart",
     "LLMError",
     "LLMProvider",
     "ModelOutputInvalid",
@@ -37,6 +44,9 @@ __all__ = [
     "ModelUnavailable",
     "ObjectDelta",
     "ObjectResult",
+    "ReasoningDelta",
+    "Source",
+    "StreamEvent",
     "StreamFinish",
     "TextDelta",
     "TextResult",
@@ -47,5 +57,10 @@ __all__ = [
     "ToolLoopFinished",
     "ToolResult",
     "Usage",
+    "backend_label",
+    "build_provider",
+    "estimate_tokens",
     "get_provider",
+    "model_for",
+    "warm_up",
 ]

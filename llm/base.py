@@ -18,16 +18,26 @@ from .types import (
 
 
 class LLMProvider(Protocol):
-    #: "gemini" or "offline"
+    """What a backend implements (`settings.LLM["BACKEND"]`) and what `llm.get_provider()` returns.
+
+    A backend makes one model call per method with the model it is given and raises an `LLMError`
+    when it fails. `llm.resilience.ResilientProvider` wraps every backend once: fallback to
+    `LLM["MODELS"]["fallback"]`, the wait a rate limit asks for, and one `llm.calls` log line per
+    call (see its docstring)."""
+
+    #: A short label for the backend ("gemini", "offline"): /healthz, logs, agent cache keys.
     name: str
 
     def stream_chat(
-        self, messages: Sequence[ChatMessage], *, model: str
+        self, messages: Sequence[ChatMessage], *, model: str, web_search: bool = False
     ) -> AsyncIterator[StreamEvent]:
         """Stream a reply to a conversation. `system` messages become the system instruction,
-        `assistant` turns are the model's. Yields TextDelta…, then one StreamFinish. Failures before
-        the first delta are retried (SDK retry options), then `fallback_model` is tried once, then
-        an LLMError is raised; a failure after the first delta raises an LLMError at once."""
+        `assistant` turns are the model's, a message's `files` go before its text. Yields
+        ReasoningDelta… (thought summaries, when the backend is configured to ask for them),
+        TextDelta… and Source… (with `web_search`, one per distinct web page the answer was
+        grounded in) in arrival order, then one StreamFinish. Failures before the first event
+        are retried and may fall back to another model; a failure after it raises an LLMError
+        at once."""
         ...
 
     async def generate_text(
@@ -60,5 +70,3 @@ class LLMProvider(Protocol):
         """A function-calling loop: call the model with the tools, run each tool it asks for, send
         the results back, until it answers in text or `max_steps` model calls were made."""
         ...
-
-    async def count_tokens(self, messages: Sequence[ChatMessage], *, model: str) -> int: ...

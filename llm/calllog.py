@@ -5,12 +5,27 @@ the API key, never prompt or reply text. Written once per call, outside any per-
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 
 from .types import Usage
 
 logger = logging.getLogger("llm.calls")
+
+#: The call being made by the running task. `llm.resilience` sets it only around the awaits that
+#: may send requests (never across a yield, so it never leaks into a caller's context); a backend's
+#: transport counts each HTTP request it sends with `count_attempt()`.
+current_call: contextvars.ContextVar[CallLog | None] = contextvars.ContextVar(
+    "llm_current_call", default=None
+)
+
+
+def count_attempt() -> None:
+    """One more request sent for the current call (retries and fallback included)."""
+    call = current_call.get()
+    if call is not None:
+        call.attempts += 1
 
 
 class CallLog:

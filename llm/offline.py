@@ -2,7 +2,9 @@
 tests without a key. Same inputs, same outputs.
 
 * stream_chat streams a reply derived from the last user message word by word ("chunk" = a word
-  plus its trailing space), `chunk_delay_ms` apart.
+  plus its trailing space), `chunk_delay_ms` apart. With `include_thoughts` a short reasoning
+  summary comes first (ReasoningDelta); the reply names the last user message's attachments by
+  type and size; with `web_search` two Source events follow the text.
 * generate_object / stream_object return a schema-valid instance of any pydantic model
   (`llm.structured.build_example`): strings mention the field and the prompt's first words,
   numbers sit high in their range (8 for 1..10), enums take their first value, lists get 2 items.
@@ -15,21 +17,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from .calllog import CallLog
+from .calllog import count_attempt
 from .errors import ModelOutputInvalid
 from .structured import build_example, example_from_schema, parse_partial
+from .tokens import estimate_tokens
 from .tool_calls import execute_tool_call
 from .types import (
     ChatMessage,
+    FilePart,
     ObjectDelta,
     ObjectResult,
+    ReasoningDelta,
     SchemaT,
+    Source,
     StreamEvent,
     StreamFinish,
     TextDelta,
@@ -45,6 +52,8 @@ from .types import (
 )
 
 MODEL_NAME = "offline"
+
+logger = logging.getLogger("llm")
 
 # Digits, operators (incl. ** and ^), parentheses; must contain an operator between operands.
 _EXPRESSION = re.compile(r"[-(]*\d[\d\s.,+\-*/^%()]*[\d)]")
@@ -69,8 +78,28 @@ _CLOSERS = [
 ]
 
 
-def estimate_tokens(text: str) -> int:
-    return len(text) // 4 + 1
+#: The pages an offline "web search" cites (stable, and clearly not a real search).
+SOURCES = (
+    Source("source-1", "https://example.com/offline-search/1", "Offline search result 1"),
+    Source("source-2", "https://example.com/offline-search/2", "Offline search result 2"),
+)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def describe_files(files: Sequence[FilePart]) -> str:
+    """ "You attached an image/png of 2.0 KB and an application/pdf of 1.2 MB." """
+    if not files:
+        return ""
+    named = [f"a {f.media_type} of {_size(len(f.data))}" for f in files]
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"You attached {listed}."
 
 
 def _digest(text: str) -> int:
@@ -95,8 +124,25 @@ def find_expression(text: str) -> str | None:
 class OfflineProvider:
     name = "offline"
 
-    def __init__(self, *, chunk_delay_ms: float = 30):
+    def __init__(self, *, chunk_delay_ms: float = 30, include_thoughts: bool = True):
         self.chunk_delay_ms = chunk_delay_ms
+        self.include_thoughts = include_thoughts
+
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> list[str]:
+        """Problems with settings.LLM["OPTIONS"] for this backend (`llm.checks`)."""
+        delay = options.get("chunk_delay_ms", 0)
+        if not isinstance(delay, int | float) or delay < 0:
+            return ["'chunk_delay_ms' must be a number >= 0."]
+        return []
+
+    @classmethod
+    def announce(cls) -> None:
+        """At start-up: offline mode is never a secret."""
+        logger.warning(
+            "AI_PROVIDER=offline: replies come from the local offline provider, not Gemini "
+            "(set GEMINI_API_KEY to use Gemini)."
+        )
 
     # text ----------------------------------------------------------------------------------------
     def reply_for(self, prompt: str) -> str:
@@ -125,35 +171,46 @@ class OfflineProvider:
         else:
             await asyncio.sleep(0)
 
+    @staticmethod
+    def reasoning_for(prompt: str) -> str:
+        """The short "thought summary" streamed before the reply."""
+        words = len(prompt.split())
+        return (
+            f"**Reading the message.** It has {words} words; the offline provider answers "
+            "every message the same way, so there is nothing to work out."
+        )
+
     async def stream_chat(
-        self, messages: Sequence[ChatMessage], *, model: str
+        self, messages: Sequence[ChatMessage], *, model: str, web_search: bool = False
     ) -> AsyncIterator[StreamEvent]:
-        call = CallLog(self.name, "stream_chat", model)
-        call.attempts = 1
-        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        reply = self.reply_for(last_user)
+        count_attempt()
+        last = next((m for m in reversed(messages) if m.role == "user"), None)
+        last_text = last.content if last is not None else ""
+        reply = self.reply_for(last_text)
+        attached = describe_files(last.files) if last is not None else ""
+        if attached:
+            reply = f"{attached} {reply}"
         usage = self._usage(" ".join(m.content for m in messages), reply)
-        outcome = "cancelled"
-        try:
-            words = reply.split(" ")
-            for i, word in enumerate(words):
-                if i:
-                    await self._pause()
-                yield TextDelta(word if i == len(words) - 1 else word + " ")
-            outcome = "ok"
-            yield StreamFinish("stop", usage, MODEL_NAME)
-        finally:
-            call.done(outcome, usage=usage if outcome == "ok" else None, model_used=MODEL_NAME)
+        if self.include_thoughts:
+            yield ReasoningDelta(self.reasoning_for(last_text))
+            await self._pause()
+        words = reply.split(" ")
+        for i, word in enumerate(words):
+            if i:
+                await self._pause()
+            yield TextDelta(word if i == len(words) - 1 else word + " ")
+        if web_search:
+            for source in SOURCES:
+                yield source
+        yield StreamFinish("stop", usage, MODEL_NAME)
 
     async def generate_text(
         self, prompt: str, *, model: str, system: str | None = None
     ) -> TextResult:
-        call = CallLog(self.name, "generate_text", model)
-        call.attempts = 1
+        count_attempt()
         await self._pause()
         reply = self.reply_for(prompt)
         usage = self._usage(f"{system or ''} {prompt}", reply)
-        call.done("ok", usage=usage, model_used=MODEL_NAME)
         return TextResult(reply, usage, MODEL_NAME, "stop")
 
     # objects -------------------------------------------------------------------------------------
@@ -173,39 +230,31 @@ class OfflineProvider:
     async def generate_object(
         self, schema: type[SchemaT], prompt: str, *, model: str, system: str | None = None
     ) -> ObjectResult[SchemaT]:
-        call = CallLog(self.name, "generate_object", model)
-        call.attempts = 1
+        count_attempt()
         await self._pause()
         obj = self.object_for(schema, prompt)
         usage = self._usage(f"{system or ''} {prompt}", obj.model_dump_json())
-        call.done("ok", usage=usage, model_used=MODEL_NAME)
         return ObjectResult(obj, usage, MODEL_NAME)
 
     async def stream_object(
         self, schema: type[SchemaT], prompt: str, *, model: str, system: str | None = None
     ) -> AsyncIterator[ObjectDelta | ObjectResult[SchemaT]]:
-        call = CallLog(self.name, "stream_object", model)
-        call.attempts = 1
+        count_attempt()
         obj = self.object_for(schema, prompt)
         text = json.dumps(obj.model_dump(mode="json", by_alias=True), indent=1)
         usage = self._usage(f"{system or ''} {prompt}", text)
-        outcome = "cancelled"
-        try:
-            size = max(1, -(-len(text) // 6))
-            buffer = ""
-            partial: dict[str, Any] = {}
-            for start in range(0, len(text), size):
-                await self._pause()
-                piece = text[start : start + size]
-                buffer += piece
-                parsed = parse_partial(buffer)
-                if isinstance(parsed, dict):
-                    partial = parsed
-                yield ObjectDelta(piece, partial)
-            outcome = "ok"
-            yield ObjectResult(schema.model_validate_json(buffer), usage, MODEL_NAME)
-        finally:
-            call.done(outcome, usage=usage, model_used=MODEL_NAME)
+        size = max(1, -(-len(text) // 6))
+        buffer = ""
+        partial: dict[str, Any] = {}
+        for start in range(0, len(text), size):
+            await self._pause()
+            piece = text[start : start + size]
+            buffer += piece
+            parsed = parse_partial(buffer)
+            if isinstance(parsed, dict):
+                partial = parsed
+            yield ObjectDelta(piece, partial)
+        yield ObjectResult(schema.model_validate_json(buffer), usage, MODEL_NAME)
 
     # tools ---------------------------------------------------------------------------------------
     @staticmethod
@@ -280,13 +329,9 @@ class OfflineProvider:
         else:
             text = "Offline answer: no arithmetic expression was found in the problem."
         usage = self._usage(f"{system or ''} {prompt}", text)
-        log = CallLog(self.name, "run_tools", model)
-        log.attempts = steps
-        log.done("ok", usage=usage, model_used=MODEL_NAME, step=steps)
+        for _ in range(steps):
+            count_attempt()
         yield ToolLoopFinished(text, usage, MODEL_NAME, steps, results)
-
-    async def count_tokens(self, messages: Sequence[ChatMessage], *, model: str) -> int:
-        return sum(estimate_tokens(m.content) for m in messages)
 
 
 __all__ = ["MODEL_NAME", "OfflineProvider", "find_expression"]

@@ -1,70 +1,70 @@
-"""Which provider the app talks to, built from Django settings.
+"""Which provider the app talks to, configured the way Django configures caches:
 
-One provider per running event loop: the Gemini provider holds an HTTP client whose connections
-belong to the loop that opened them (uvicorn has one loop; tests get a new loop per test). The
-provider is rebuilt when the settings it was built from change (e.g. pytest-django's `settings`
-fixture), and `reset_providers()` forgets them all."""
+    LLM = {
+        "BACKEND": "llm.gemini.GeminiProvider",   # or "llm.offline.OfflineProvider"
+        "OPTIONS": {...},                         # the backend's keyword arguments
+        "MODELS": {"chat": ..., "fast": ..., "complex": ..., "fallback": ...},
+    }
+
+`llm.checks` validates it at start-up. `get_provider()` builds `BACKEND(**OPTIONS)` wrapped in
+`llm.resilience.ResilientProvider` (fallback to `MODELS["fallback"]`).
+
+One provider per running event loop: the Gemini backend holds HTTP connections that belong to the
+loop that opened them (uvicorn has one loop; tests get a new loop per test). The provider is
+rebuilt when `settings.LLM` changes (e.g. pytest-django's `settings` fixture), and
+`reset_providers()` forgets them all."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import weakref
 from typing import Any
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .base import LLMProvider
+from .resilience import ResilientProvider
+
+#: The names `model_for` knows; "fallback" is the resilience layer's.
+MODEL_ROLES = ("chat", "fast", "complex", "fallback")
+DEFAULT_BACKEND = "llm.offline.OfflineProvider"
 
 _lock = threading.Lock()
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple[Any, ...], LLMProvider]]
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[dict[str, Any], Any]]
 _by_loop = weakref.WeakKeyDictionary()
-_no_loop: tuple[tuple[Any, ...], LLMProvider] | None = None
+_no_loop: tuple[dict[str, Any], Any] | None = None
 
 
-def _config() -> tuple[Any, ...]:
-    name = getattr(settings, "AI_PROVIDER", "offline")
-    if name == "offline":
-        return ("offline", getattr(settings, "OFFLINE_CHUNK_DELAY_MS", 30))
-    return (
-        "gemini",
-        settings.GEMINI_API_KEY,
-        getattr(settings, "GEMINI_BASE_URL", None),
-        float(getattr(settings, "GEMINI_TIMEOUT_S", 60)),
-        int(getattr(settings, "GEMINI_MAX_RETRIES", 3)),
-        float(getattr(settings, "GEMINI_RETRY_INITIAL_DELAY_S", 1.0)),
-        float(getattr(settings, "GEMINI_RETRY_MAX_DELAY_S", 20.0)),
-        getattr(settings, "GEMINI_FALLBACK_MODEL", None) or None,
-        int(getattr(settings, "GEMINI_MAX_CONNECTIONS", 1000)),
-    )
+def llm_settings() -> dict[str, Any]:
+    """`settings.LLM` (the offline backend when it is missing)."""
+    config = getattr(settings, "LLM", None)
+    return config if isinstance(config, dict) else {"BACKEND": DEFAULT_BACKEND}
 
 
-def build_provider(config: tuple[Any, ...]) -> LLMProvider:
-    if config[0] == "offline":
-        from .offline import OfflineProvider
+def backend_class(config: dict[str, Any] | None = None) -> type:
+    return import_string((config or llm_settings()).get("BACKEND") or DEFAULT_BACKEND)
 
-        return OfflineProvider(chunk_delay_ms=config[1])
-    if config[0] != "gemini":
-        raise ValueError(f"Unknown AI_PROVIDER {config[0]!r}")
-    from .gemini import GeminiProvider
 
-    _, api_key, base_url, timeout_s, retries, initial, max_delay, fallback, connections = config
-    return GeminiProvider(
-        api_key=api_key,
-        base_url=base_url,
-        timeout_s=timeout_s,
-        max_retries=retries,
-        retry_initial_delay_s=initial,
-        retry_max_delay_s=max_delay,
-        fallback_model=fallback,
-        max_connections=connections,
+def build_provider(config: dict[str, Any]) -> ResilientProvider:
+    """`BACKEND(**OPTIONS)` wrapped in the resilience layer, from a dict shaped like settings.LLM.
+    (Tests and benchmarks build providers with it; the app calls `get_provider()`.)"""
+    options = dict(config.get("OPTIONS") or {})
+    models = config.get("MODELS") or {}
+    backend: LLMProvider = backend_class(config)(**options)
+    return ResilientProvider(
+        backend,
+        fallback_model=models.get("fallback") or None,
+        max_retry_delay_s=float(options.get("retry_max_delay_s", 20.0)),
     )
 
 
 def get_provider() -> LLMProvider:
     """The provider for the running event loop (built on first use, then cached)."""
     global _no_loop
-    config = _config()
+    config = llm_settings()
     try:
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
@@ -74,11 +74,47 @@ def get_provider() -> LLMProvider:
         if cached is not None and cached[0] == config:
             return cached[1]
         provider = build_provider(config)
+        entry = (copy.deepcopy(config), provider)
         if loop is not None:
-            _by_loop[loop] = (config, provider)
+            _by_loop[loop] = entry
         else:
-            _no_loop = (config, provider)
+            _no_loop = entry
         return provider
+
+
+def model_for(role: str) -> str:
+    """The model configured for `role` ("chat", "fast" or "complex"; see settings.LLM["MODELS"])."""
+    models = llm_settings().get("MODELS") or {}
+    name = models.get(role)
+    if not name:
+        raise KeyError(f"settings.LLM['MODELS'] has no model for {role!r}")
+    return str(name)
+
+
+def backend_label() -> str:
+    """The configured backend's short name ("gemini", "offline"), without building it."""
+    return str(getattr(backend_class(), "name", "unknown"))
+
+
+def warm_up() -> None:
+    """At process start: import the backend (google-genai takes about a second to import: better
+    now than on the event loop while the first request waits) and let it announce itself (the
+    offline backend warns that replies are not from a model)."""
+    announce = getattr(backend_class(), "announce", None)
+    if announce is not None:
+        announce()
+
+
+async def close_providers() -> None:
+    """Close the running loop's provider (its upstream connections), e.g. at shutdown."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    with _lock:
+        entry = _by_loop.pop(loop, None)
+    if entry is not None:
+        await entry[1].aclose()
 
 
 def reset_providers() -> None:
@@ -87,8 +123,3 @@ def reset_providers() -> None:
     with _lock:
         _by_loop.clear()
         _no_loop = None
-
-
-def provider_name() -> str:
-    """ "gemini" or "offline", from settings, without building anything (for /healthz)."""
-    return str(getattr(settings, "AI_PROVIDER", "offline"))

@@ -3,7 +3,8 @@
 
 * `gemini_standin`: a running `GeminiStandIn`, reset for each test (one server per session).
 * `gemini_provider_settings`: Django settings pointing `llm.get_provider()` at the stand-in.
-* `gemini_provider`: a `GeminiProvider` built directly against the stand-in (no settings).
+* `gemini_provider`: the Gemini backend on the stand-in, wrapped as `get_provider()` wraps it
+  (`llm.build_provider`; no settings).
 """
 
 from __future__ import annotations
@@ -13,21 +14,36 @@ import pytest
 from tests.gemini_standin import GeminiStandIn
 
 __all__ = [
+    "STANDIN_OPTIONS",
     "gemini_provider",
     "gemini_provider_settings",
     "gemini_standin",
     "gemini_standin_server",
 ]
 
-#: Settings `gemini_provider_settings` applies (besides the stand-in's base URL).
-STANDIN_SETTINGS = {
-    "AI_PROVIDER": "gemini",
-    "GEMINI_API_KEY": "test-key",
-    "GEMINI_TIMEOUT_S": 10.0,
-    "GEMINI_MAX_RETRIES": 2,
-    "GEMINI_RETRY_INITIAL_DELAY_S": 0.01,
-    "GEMINI_RETRY_MAX_DELAY_S": 0.05,
+#: The stand-in's options for the Gemini backend (besides its base URL): 2 retries, 10-50 ms
+#: backoff, a 10 s timeout.
+STANDIN_OPTIONS = {
+    "api_key": "test-key",
+    "timeout_s": 10.0,
+    "max_retries": 2,
+    "retry_initial_delay_s": 0.01,
+    "retry_max_delay_s": 0.05,
 }
+
+
+def standin_llm_settings(base_url: str, *, fallback: str, **options) -> dict:
+    """A `settings.LLM` for the Gemini backend on the stand-in at `base_url`."""
+    return {
+        "BACKEND": "llm.gemini.GeminiProvider",
+        "OPTIONS": {**STANDIN_OPTIONS, "base_url": base_url, **options},
+        "MODELS": {
+            "chat": "gemini-2.5-flash",
+            "fast": "gemini-2.5-flash",
+            "complex": "gemini-2.5-pro",
+            "fallback": fallback,
+        },
+    }
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +62,16 @@ def gemini_standin(gemini_standin_server):
 
 @pytest.fixture
 def gemini_provider_settings(settings, gemini_standin):
-    """`llm.get_provider()` returns a GeminiProvider on the stand-in (2 retries, 10-50 ms
-    backoff, the default GEMINI_FALLBACK_MODEL). Yields the stand-in."""
+    """`llm.get_provider()` returns the Gemini backend on the stand-in (2 retries, 10-50 ms
+    backoff, fallback to the default GEMINI_FALLBACK_MODEL). Yields the stand-in."""
     from llm.registry import reset_providers
 
-    for name, value in STANDIN_SETTINGS.items():
-        setattr(settings, name, value)
-    settings.GEMINI_BASE_URL = gemini_standin.base_url
+    settings.LLM = standin_llm_settings(
+        gemini_standin.base_url, fallback=settings.GEMINI_FALLBACK_MODEL
+    )
+    # chat/ still reads these two until it asks llm.model_for().
+    settings.AI_PROVIDER = "gemini"
+    settings.GEMINI_API_KEY = "test-key"
     reset_providers()
     yield gemini_standin
     reset_providers()
@@ -60,16 +79,8 @@ def gemini_provider_settings(settings, gemini_standin):
 
 @pytest.fixture
 def gemini_provider(gemini_standin):
-    """A GeminiProvider on the stand-in: 2 retries, 10-50 ms backoff, fallback
-    "gemini-fallback"."""
-    from llm.gemini import GeminiProvider
+    """The Gemini backend on the stand-in, as `llm.get_provider()` builds it: 2 retries, 10-50 ms
+    backoff, fallback "gemini-fallback"."""
+    from llm import build_provider
 
-    return GeminiProvider(
-        api_key="test-key",
-        base_url=gemini_standin.base_url,
-        timeout_s=10,
-        max_retries=2,
-        retry_initial_delay_s=0.01,
-        retry_max_delay_s=0.05,
-        fallback_model="gemini-fallback",
-    )
+    return build_provider(standin_llm_settings(gemini_standin.base_url, fallback="gemini-fallback"))

@@ -84,7 +84,7 @@ API_KEY = "AIzaSy-test-secret-key-must-never-leak-0123456789"
 @pytest.fixture
 def secret_key_provider(settings, gemini_provider_settings):
     """The provider uses a key the stand-in rejects (Gemini's 400 API_KEY_INVALID)."""
-    settings.GEMINI_API_KEY = API_KEY
+    settings.LLM = {**settings.LLM, "OPTIONS": {**settings.LLM["OPTIONS"], "api_key": API_KEY}}
     gemini_provider_settings.api_key = "the-right-key"
     return gemini_provider_settings
 
@@ -130,7 +130,7 @@ async def test_api_key_is_never_returned_or_logged_when_the_model_call_fails(
 async def test_api_key_is_never_returned_or_logged_when_the_model_fails_mid_stream(
     settings, gemini_provider_settings, auth_header, caplog
 ):
-    settings.GEMINI_API_KEY = API_KEY
+    settings.LLM = {**settings.LLM, "OPTIONS": {**settings.LLM["OPTIONS"], "api_key": API_KEY}}
     gemini_provider_settings.enqueue(text_stream(["Partial ", "answer"], error_after=1))
     caplog.set_level(logging.DEBUG)
     client = AsyncClient()

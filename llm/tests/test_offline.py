@@ -10,14 +10,19 @@ from pydantic import BaseModel
 
 from llm import (
     ChatMessage,
+    FilePart,
     ObjectDelta,
     ObjectResult,
+    ReasoningDelta,
+    Source,
     StreamFinish,
     TextDelta,
     Tool,
     ToolCallFinished,
     ToolCallStarted,
     ToolLoopFinished,
+    Usage,
+    estimate_tokens,
 )
 from llm.offline import OfflineProvider, find_expression
 from llm.tests.schemas import CalculateArgs, Review, Strict, ValidateArgs
@@ -146,10 +151,53 @@ def test_find_expression(text, expression):
     assert find_expression(text) == expression
 
 
-async def test_count_tokens_estimate():
-    messages = [ChatMessage("user", "x" * 40), ChatMessage("assistant", "y" * 8)]
+async def test_reasoning_comes_first_and_is_never_text():
+    events = await collect(provider.stream_chat([ChatMessage("user", "Why?")], model="any"))
 
-    assert await provider.count_tokens(messages, model="any") == 11 + 3
+    assert isinstance(events[0], ReasoningDelta)
+    assert "offline provider" in events[0].text
+    assert not any(isinstance(e, ReasoningDelta) for e in events[1:])
+    reply = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert events[0].text not in reply
+
+
+async def test_no_reasoning_when_thoughts_are_off():
+    quiet = OfflineProvider(chunk_delay_ms=0, include_thoughts=False)
+
+    events = await collect(quiet.stream_chat([ChatMessage("user", "Why?")], model="any"))
+
+    assert isinstance(events[0], TextDelta)
+
+
+async def test_attachments_are_acknowledged_by_type_and_size():
+    files = (
+        FilePart("image/png", b"\x89PNG" + b"0" * 2044, "att-1", "cat.png"),
+        FilePart("application/pdf", b"%PDF" + b"0" * (3 * 1024 * 1024), "att-2"),
+    )
+    message = ChatMessage("user", "What is in these?", files=files)
+
+    events = await collect(provider.stream_chat([message], model="any"))
+
+    reply = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert reply.startswith("You attached a image/png of 2.0 KB and a application/pdf of 3.0 MB.")
+
+
+async def test_sources_only_when_web_search_is_asked_for():
+    question = [ChatMessage("user", "Latest news?")]
+
+    searched = await collect(provider.stream_chat(question, model="any", web_search=True))
+    plain = await collect(provider.stream_chat(question, model="any"))
+
+    sources = [e for e in searched if isinstance(e, Source)]
+    assert [s.source_id for s in sources] == ["source-1", "source-2"]
+    assert all(s.url.startswith("https://") and s.title for s in sources)
+    assert isinstance(searched[-1], StreamFinish)
+    assert not any(isinstance(e, Source) for e in plain)
+
+
+def test_usage_uses_the_one_token_estimate():
+    assert estimate_tokens("x" * 40) == 11
+    assert OfflineProvider._usage("x" * 40, "y" * 8) == Usage(11, 3, 14)
 
 
 def test_importable_without_google_genai():

@@ -1,0 +1,336 @@
+"""How requests reach Gemini: google-genai's API client on an aiohttp session of ours.
+
+The SDK's API client still authenticates, builds the URL and API version, retries (408/429/5xx
+and connection errors, `HttpRetryOptions`) and pools connections; we skip only its response
+models (pydantic, per streamed chunk) by reading the REST JSON ourselves (`llm.gemini.wire`).
+That uses the API client's `async_request` / `async_request_streamed`, which are private SDK
+surface: google-genai is pinned in requirements.txt and `llm/tests/test_gemini_transport.py`
+fails with a clear message if their shape changes.
+
+The aiohttp session is ours (`HttpOptions.aiohttp_client`) so that we can give it what the SDK's
+own lacks:
+* a connection limit (`max_connections`: a streamed reply holds a connection for its whole
+  length, so this caps the worker's concurrent model streams);
+* one shared SSL context (loading the CA store costs ~35 ms; the SDK would build more per client);
+* a TraceConfig that counts each request sent for the current call (`llm.calllog`) and keeps the
+  responses of a stream, so that closing the stream closes its HTTP response at once (the SDK's
+  nested generators only release it when the garbage collector gets to them) and the server sees
+  the disconnect;
+* httpx's timeout meaning: the SDK gives aiohttp `ClientTimeout(total=timeout)`, which would cut
+  any streamed reply longer than the timeout; `_Session` turns it into connect and per-read
+  timeouts, as httpx had them.
+An aiohttp session belongs to the loop that made it: the transport keeps one client per loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import re
+import ssl
+import warnings
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from ..calllog import count_attempt
+from ..errors import LLMError, ModelRateLimited, ModelRequestRejected, ModelUnavailable
+
+logger = logging.getLogger("llm.gemini")
+
+RETRY_STATUS_CODES = [408, 429, 500, 502, 503, 504]
+
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    ConnectionError,
+    aiohttp.ClientError,
+)
+
+# The responses of the stream being opened by the running task; set only around the await that
+# opens it, never across a yield.
+_opening: contextvars.ContextVar[list[aiohttp.ClientResponse] | None] = contextvars.ContextVar(
+    "llm_gemini_opening", default=None
+)
+
+
+async def _on_request_start(session: Any, context: Any, params: Any) -> None:
+    count_attempt()
+
+
+async def _on_request_end(session: Any, context: Any, params: Any) -> None:
+    responses = _opening.get()
+    if responses is not None:
+        responses.append(params.response)
+
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One SSL context for every client, made the way the SDK makes its own."""
+    global _ssl_context
+    if _ssl_context is None:
+        import certifi
+
+        _ssl_context = ssl.create_default_context(
+            cafile=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            capath=os.environ.get("SSL_CERT_DIR"),
+        )
+    return _ssl_context
+
+
+with warnings.catch_warnings():
+    # aiohttp discourages subclassing its session; the SDK does the same for its own.
+    warnings.simplefilter("ignore", DeprecationWarning)
+
+    class _Session(aiohttp.ClientSession):
+        """The SDK passes `ClientTimeout(total=t)`; a streamed reply may last longer than t, so
+        t bounds connecting and each read instead (httpx's meaning of a timeout)."""
+
+        def _request(self, method: str, str_or_url: Any, **kwargs: Any) -> Any:
+            timeout = kwargs.get("timeout")
+            if isinstance(timeout, aiohttp.ClientTimeout) and timeout.total:
+                kwargs["timeout"] = aiohttp.ClientTimeout(
+                    sock_connect=timeout.total, sock_read=timeout.total
+                )
+            return super()._request(method, str_or_url, **kwargs)
+
+        def __del__(self, _warnings: Any = warnings) -> None:
+            """A session of a loop that ended without `aclose()` (a test's, an `asyncio.run`):
+            the garbage collector frees it; no "Unclosed client session" report (the SDK's own
+            session does the same)."""
+
+    class _Connector(aiohttp.TCPConnector):
+        def __del__(self, _warnings: Any = warnings) -> None:
+            if not self._closed and self._conns:
+                self._close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def _parse_duration(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().removesuffix("s"))
+        except ValueError:
+            return None
+    if isinstance(value, dict):
+        return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+    return None
+
+
+def retry_after_of(exc: genai_errors.APIError) -> float | None:
+    """The delay a 429 asks for: RetryInfo.retryDelay, else Retry-After, else 'retry in Ns'."""
+    body = exc.details if isinstance(exc.details, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            delay = _parse_duration(detail.get("retryDelay"))
+            if delay is not None:
+                return delay
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is not None:
+        try:
+            value = headers.get("retry-after")
+        except Exception:  # noqa: BLE001 - any odd headers object: no hint
+            value = None
+        delay = _parse_duration(value)
+        if delay is not None:
+            return delay
+    match = re.search(r"retry in ([0-9.]+)\s*s", exc.message or "", re.IGNORECASE)
+    return float(match.group(1)) if match else None
+
+
+def map_error(exc: BaseException) -> LLMError:
+    """Our exception for anything the SDK or the transport raised (chained to it)."""
+    if isinstance(exc, LLMError):
+        return exc
+    error: LLMError
+    if isinstance(exc, genai_errors.APIError):
+        code = int(exc.code or 0)
+        detail = f"{code} {exc.status or ''}: {exc.message or ''}".strip()
+        if code == 429:
+            error = ModelRateLimited(detail, retry_after=retry_after_of(exc))
+        elif code == 408 or code >= 500 or code < 400:
+            error = ModelUnavailable(detail)
+        else:
+            error = ModelRequestRejected(detail)
+    elif isinstance(exc, _TRANSPORT_ERRORS):
+        error = ModelUnavailable(f"{type(exc).__name__}: {exc}")
+    elif isinstance(exc, genai_errors.UnknownApiResponseError | ValueError):
+        error = ModelUnavailable(f"Unreadable response: {str(exc)[:200]}")
+    else:
+        logger.error("unexpected error from google-genai", exc_info=exc)
+        error = LLMError(f"{type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class WireStream:
+    """The JSON events of one streamed model call (one `json.loads` each). Errors are LLMErrors;
+    `aclose()` closes the HTTP response unless it was read to its end (then the connection
+    goes back to the pool)."""
+
+    __slots__ = ("_chunks", "_done", "_responses")
+
+    def __init__(self, chunks: AsyncIterator[Any], responses: list[aiohttp.ClientResponse]):
+        self._chunks = chunks
+        self._responses = responses
+        self._done = False
+
+    def __aiter__(self) -> WireStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            chunk = await self._chunks.__anext__()
+            return json.loads(chunk.body)
+        except StopAsyncIteration:
+            self._done = True
+            raise
+        except Exception as exc:
+            raise map_error(exc) from exc
+
+    async def aclose(self) -> None:
+        if not self._done:
+            for response in self._responses:
+                response.close()
+        self._responses = []
+        try:
+            await self._chunks.aclose()  # type: ignore[attr-defined]
+        except Exception:
+            logger.debug("closing a model stream failed", exc_info=True)
+
+
+class GeminiTransport:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        retry_initial_delay_s: float = 1.0,
+        retry_max_delay_s: float = 20.0,
+        max_connections: int = 1000,
+        api_version: str | None = None,
+    ):
+        if not api_key:
+            raise ValueError("The Gemini backend needs an API key (GEMINI_API_KEY).")
+        self._api_key = api_key
+        self.base_url = base_url
+        self.max_connections = max_connections
+        self._http_options = dict(
+            base_url=base_url,
+            api_version=api_version,
+            timeout=int(timeout_s * 1000) if timeout_s else None,
+            retry_options=types.HttpRetryOptions(
+                attempts=max(1, max_retries + 1),
+                initial_delay=retry_initial_delay_s,
+                max_delay=retry_max_delay_s,
+                jitter=min(1.0, retry_initial_delay_s),
+                http_status_codes=RETRY_STATUS_CODES,
+            ),
+            # Only the sync httpx client the SDK always builds reads `verify` (so that it does not
+            # load the CA store again); aiohttp requests read `ssl`.
+            client_args={"verify": shared_ssl_context()},
+            async_client_args={"verify": shared_ssl_context(), "ssl": shared_ssl_context()},
+        )
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, genai.Client]
+        self._clients = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"GeminiTransport(base_url={self.base_url!r})"
+
+    def client(self) -> genai.Client:
+        """The SDK client of the running loop, on an aiohttp session of ours (made on first use)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            trace = aiohttp.TraceConfig()
+            trace.on_request_start.append(_on_request_start)
+            trace.on_request_end.append(_on_request_end)
+            session = _Session(
+                connector=_Connector(
+                    limit=self.max_connections,
+                    limit_per_host=0,
+                    keepalive_timeout=30.0,
+                    ssl=shared_ssl_context(),
+                ),
+                trace_configs=[trace],
+                trust_env=True,
+                read_bufsize=2**16,
+            )
+            options = types.HttpOptions(**self._http_options, aiohttp_client=session)
+            client = genai.Client(api_key=self._api_key, vertexai=False, http_options=options)
+            self._clients[loop] = client
+        return client
+
+    def session(self) -> aiohttp.ClientSession:
+        return self.client()._api_client._http_options.aiohttp_client  # type: ignore[return-value]
+
+    async def stream(self, model: str, body: dict[str, Any]) -> WireStream:
+        """Open `models/{model}:streamGenerateContent?alt=sse` (SDK retries before any event)."""
+        api_client = self.client()._api_client
+        responses: list[aiohttp.ClientResponse] = []
+        token = _opening.set(responses)
+        try:
+            chunks = await api_client.async_request_streamed(
+                "post", f"models/{model}:streamGenerateContent?alt=sse", body, None
+            )
+        except Exception as exc:
+            for response in responses:
+                response.close()
+            raise map_error(exc) from exc
+        finally:
+            _opening.reset(token)
+        return WireStream(chunks, responses)
+
+    async def request(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`models/{model}:generateContent`, its JSON answer."""
+        try:
+            response = await self.client()._api_client.async_request(
+                "post", f"models/{model}:generateContent", body, None
+            )
+            return json.loads(response.body) if response.body else {}
+        except Exception as exc:
+            raise map_error(exc) from exc
+
+    async def upload(self, data: bytes, *, mime_type: str, display_name: str = "") -> types.File:
+        """Upload through the Files API (the SDK's resumable upload)."""
+        import io
+
+        config: dict[str, Any] = {"mime_type": mime_type}
+        if display_name:
+            config["display_name"] = display_name[:512]
+        try:
+            return await self.client().aio.files.upload(file=io.BytesIO(data), config=config)
+        except Exception as exc:
+            raise map_error(exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the running loop's client and session."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            session = client._api_client._http_options.aiohttp_client
+            await client.aio.aclose()
+            if session is not None:
+                await session.close()

@@ -1,0 +1,272 @@
+"""Gemini's REST JSON ⇄ our typed values. No I/O, no SDK types.
+
+Requests: `contents` (roles "user"/"model", a message's files before its text),
+`systemInstruction`, `generationConfig` (thought summaries, JSON mode) and `tools` (Google Search,
+function declarations), as the Gemini API documents them (camelCase).
+
+Responses: each streamed event (or a whole generateContent answer) is one GenerateContentResponse
+as JSON. `StreamReader.read` turns an event into TextDelta / ReasoningDelta (parts with
+`"thought": true`, never text) / Source (one per distinct `groundingMetadata.groundingChunks[].web`)
+and keeps the finish reason, the usage and a blocked prompt's reason for the end."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import ContentBlocked
+from ..types import (
+    ChatMessage,
+    FilePart,
+    FinishReason,
+    ReasoningDelta,
+    Source,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+
+FINISH: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content-filter",
+    "RECITATION": "content-filter",
+    "BLOCKLIST": "content-filter",
+    "PROHIBITED_CONTENT": "content-filter",
+    "SPII": "content-filter",
+    "IMAGE_SAFETY": "content-filter",
+}
+BLOCKING_FINISH = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"}
+
+FilePartFor = Callable[[FilePart], dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+def inline_part(file: FilePart) -> dict[str, Any]:
+    return {
+        "inlineData": {"mimeType": file.media_type, "data": base64.b64encode(file.data).decode()}
+    }
+
+
+def file_data_part(uri: str, mime_type: str) -> dict[str, Any]:
+    return {"fileData": {"mimeType": mime_type, "fileUri": uri}}
+
+
+def inline_size(file: FilePart) -> int:
+    """The bytes a file adds to a request when sent inline (base64)."""
+    return -(-len(file.data) // 3) * 4
+
+
+def text_content(role: str, text: str) -> dict[str, Any]:
+    return {"role": role, "parts": [{"text": text}]}
+
+
+def contents_of(
+    messages: Sequence[ChatMessage], file_part: FilePartFor = inline_part
+) -> tuple[list[dict[str, Any]], str | None]:
+    """(contents, system instruction text): system messages joined, `assistant` → "model", each
+    message's files (as `file_part` renders them) before its text."""
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            system.append(message.content)
+            continue
+        parts = [file_part(f) for f in message.files]
+        if message.content or not parts:
+            parts.append({"text": message.content})
+        contents.append(
+            {"role": "model" if message.role == "assistant" else "user", "parts": parts}
+        )
+    return contents, ("\n\n".join(system) if system else None)
+
+
+def request_body(
+    contents: list[dict[str, Any]],
+    *,
+    system: str | None = None,
+    generation_config: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    if generation_config:
+        body["generationConfig"] = generation_config
+    if tools:
+        body["tools"] = tools
+    if tool_config:
+        body["toolConfig"] = tool_config
+    return body
+
+
+def thinking_config(include_thoughts: bool, budget: int | None) -> dict[str, Any] | None:
+    config: dict[str, Any] = {}
+    if include_thoughts:
+        config["includeThoughts"] = True
+    if budget is not None:
+        config["thinkingBudget"] = budget
+    return config or None
+
+
+GOOGLE_SEARCH_TOOL = {"googleSearch": {}}
+
+
+def function_tools(declarations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"functionDeclarations": declarations}]
+
+
+def function_declaration(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "description": description, "parametersJsonSchema": schema}
+
+
+def calling_mode(mode: str) -> dict[str, Any]:
+    return {"functionCallingConfig": {"mode": mode}}
+
+
+def function_response_part(call_id: str | None, name: str, output: dict[str, Any]) -> dict:
+    response: dict[str, Any] = {"name": name, "response": output}
+    if call_id:
+        response["id"] = call_id
+    return {"functionResponse": response}
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+
+
+def finish_of(name: str | None) -> FinishReason:
+    return "other" if name is None else FINISH.get(name, "other")
+
+
+def usage_of(metadata: dict[str, Any] | None) -> Usage:
+    if not metadata:
+        return Usage()
+    prompt = metadata.get("promptTokenCount") or 0
+    output = (metadata.get("candidatesTokenCount") or 0) + (metadata.get("thoughtsTokenCount") or 0)
+    return Usage(prompt, output, metadata.get("totalTokenCount") or prompt + output)
+
+
+def candidate_of(response: dict[str, Any]) -> dict[str, Any] | None:
+    candidates = response.get("candidates")
+    return candidates[0] if candidates else None
+
+
+def parts_of(response: dict[str, Any]) -> list[dict[str, Any]]:
+    candidate = candidate_of(response)
+    content = candidate.get("content") if candidate else None
+    return (content or {}).get("parts") or []
+
+
+def text_of(response: dict[str, Any]) -> str:
+    """The answer's text (thought parts excluded)."""
+    return "".join(p["text"] for p in parts_of(response) if p.get("text") and not p.get("thought"))
+
+
+def finish_name(response: dict[str, Any]) -> str | None:
+    candidate = candidate_of(response)
+    return candidate.get("finishReason") if candidate else None
+
+
+def check_blocked(response: dict[str, Any]) -> None:
+    """ContentBlocked for a blocked prompt, or an answer stopped by safety with no text."""
+    if not response.get("candidates"):
+        reason = (response.get("promptFeedback") or {}).get("blockReason")
+        if reason:
+            raise ContentBlocked(f"Prompt blocked: {reason}")
+        return
+    reason = finish_name(response)
+    if reason in BLOCKING_FINISH and not text_of(response):
+        raise ContentBlocked(f"Answer blocked: {reason}")
+
+
+def function_calls_of(response: dict[str, Any], step: int) -> list[ToolCall]:
+    calls = []
+    for index, part in enumerate(p for p in parts_of(response) if p.get("functionCall")):
+        call = part["functionCall"]
+        calls.append(
+            ToolCall(
+                id=call.get("id") or f"call_{step}_{index}",
+                name=call.get("name") or "",
+                args=dict(call.get("args") or {}),
+            )
+        )
+    return calls
+
+
+def model_turn_of(response: dict[str, Any]) -> dict[str, Any]:
+    """The model's turn as received (it carries thoughtSignature), to send back with the results."""
+    candidate = candidate_of(response) or {}
+    content = dict(candidate.get("content") or {})
+    content["role"] = content.get("role") or "model"
+    content.setdefault("parts", [])
+    return content
+
+
+class StreamReader:
+    """Reads a stream's events in order: `read(event)` returns its events, `finish()`, `usage()`
+    and `raise_if_blocked()` describe the end."""
+
+    __slots__ = ("_blocked", "_content", "_finish", "_sources", "_usage")
+
+    def __init__(self) -> None:
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._blocked: str | None = None
+        self._content = False
+        self._sources: dict[str, Source] = {}
+
+    def read(self, event: dict[str, Any]) -> list[StreamEvent]:  # per chunk: keep it lean
+        out: list[StreamEvent] = []
+        candidates = event.get("candidates")
+        if candidates:
+            candidate = candidates[0]
+            content = candidate.get("content")
+            if content:
+                for part in content.get("parts") or ():
+                    text = part.get("text")
+                    if text:
+                        out.append(ReasoningDelta(text) if part.get("thought") else TextDelta(text))
+            finish = candidate.get("finishReason")
+            if finish is not None:
+                self._finish = finish
+            grounding = candidate.get("groundingMetadata")
+            if grounding:
+                out.extend(self._new_sources(grounding))
+        else:
+            feedback = event.get("promptFeedback")
+            if feedback and feedback.get("blockReason"):
+                self._blocked = feedback["blockReason"]
+        usage = event.get("usageMetadata")
+        if usage is not None:
+            self._usage = usage
+        if out:
+            self._content = True
+        return out
+
+    def _new_sources(self, grounding: dict[str, Any]) -> list[Source]:
+        found = []
+        for chunk in grounding.get("groundingChunks") or ():
+            web = chunk.get("web") if isinstance(chunk, dict) else None
+            url = (web or {}).get("uri")
+            if url and url not in self._sources:
+                source = Source(f"source-{len(self._sources) + 1}", url, web.get("title") or "")
+                self._sources[url] = source
+                found.append(source)
+        return found
+
+    def raise_if_blocked(self) -> None:
+        if self._blocked is not None and not self._content:
+            raise ContentBlocked(f"Prompt blocked: {self._blocked}")
+
+    def finish(self) -> FinishReason:
+        return finish_of(self._finish)
+
+    def usage(self) -> Usage:
+        return usage_of(self._usage)
