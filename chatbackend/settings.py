@@ -274,9 +274,15 @@ ATTACHMENT_MEDIA_TYPES = env_list(
 )
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
 ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
-# Where STORAGES["default"] (a FileSystemStorage unless configured otherwise) keeps the files. Not
-# served as static media: attachments go out only through their signed content URL.
+# Where the default storage keeps files when it is the local one. Not served as static media:
+# attachments go out only through their signed content URL.
 MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT") or BASE_DIR / "media")
+# The storage attachments are kept in (STORAGES["default"]): a dotted class path and its options
+# as JSON, e.g. storages.backends.s3.S3Storage with {"bucket_name": "chat-files"}.
+DEFAULT_STORAGE = {
+    "BACKEND": env_str("DJANGO_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": json.loads(env_str("DJANGO_STORAGE_OPTIONS", "{}")),
+}
 
 # --- CORS -------------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env_list("FRONTEND_URL", "http://localhost:3000")
