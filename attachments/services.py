@@ -20,6 +20,15 @@ from core.errors import ServiceError
 
 from . import media_types
 from .models import Attachment
+from .selectors import file_parts  # a read, defined with the selectors; callers find it here too
+
+__all__ = [
+    "attachment_from_part",
+    "check_size",
+    "create_attachment",
+    "delete_attachments",
+    "file_parts",
+]
 
 # Control characters (and path separators) never belong in a name that is shown and sent back in
 # a Content-Disposition header.

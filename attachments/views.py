@@ -40,7 +40,9 @@ class AttachmentUploadView(APIView):
 
 
 class AttachmentDetailView(APIView):
-    @extend_schema(summary="An attachment of yours, with a fresh signed URL")
+    @extend_schema(
+        summary="An attachment of yours, with a fresh signed URL", responses=AttachmentSerializer
+    )
     def get(self, request, pk):
         attachment = attachment_of(user=request.user, attachment_id=pk)
         return Response(AttachmentSerializer(attachment).data)
