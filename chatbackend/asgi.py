@@ -6,6 +6,8 @@ import llm
 
 from core.limits import BodySizeLimit
 
+from core.limits import BodySizeLimit
+
 from .shutdown import GracefulShutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbackend.settings")

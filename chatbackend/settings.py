@@ -244,6 +244,8 @@ CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "10/m")
 AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "10/m")
 # Logins (API and admin), per username and per client address: accounts.throttling.
 AUTH_RATE_LIMIT = env_str("AUTH_RATE_LIMIT", "10/m")
+# Logins (API and admin), per username and per client address: accounts.throttling.
+AUTH_RATE_LIMIT = env_str("AUTH_RATE_LIMIT", "10/m")
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32000)
 AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 20000)
 CHAT_HISTORY_TOKEN_BUDGET = env_int("CHAT_HISTORY_TOKEN_BUDGET", 24000)
@@ -261,8 +263,14 @@ GENERATION_FLUSH_INTERVAL_MS = env_float("GENERATION_FLUSH_INTERVAL_MS", 0)
 GENERATION_KEY_PREFIX = env_str("GENERATION_KEY_PREFIX", "chatbackend:gen")
 AGENT_CACHE_TTL_S = env_int("AGENT_CACHE_TTL_S", 3600)
 AGENT_MAX_CONCURRENT_WORKERS = env_int("AGENT_MAX_CONCURRENT_WORKERS", 4)
-# useChat resends the whole client-side history with every message, so allow for long chats.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
+# Request bodies, enforced by core.limits.BodySizeLimit (chatbackend/asgi.py) before they are read:
+# useChat resends the whole client-side history with every message, so allow for long chats; the
+# chat stream and the attachment upload (files, data: URLs) allow CHAT_MAX_REQUEST_BYTES.
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 1024 * 1024)
+CHAT_MAX_REQUEST_BYTES = env_int("CHAT_MAX_REQUEST_BYTES", 32 * 1024 * 1024)
+# Django's own check when a view reads the body (e.g. under the test client, which bypasses the
+# ASGI wrapper): the largest of the two, so that it never refuses what the wrapper allows.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAX_REQUEST_BYTES, CHAT_MAX_REQUEST_BYTES)
 
 # --- Attachments ------------------------------------------------------------------------------
 # The types Gemini reads (images, PDF, text, audio); each upload's bytes must match its type.
