@@ -244,8 +244,6 @@ CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "10/m")
 AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "10/m")
 # Logins (API and admin), per username and per client address: accounts.throttling.
 AUTH_RATE_LIMIT = env_str("AUTH_RATE_LIMIT", "10/m")
-# Logins (API and admin), per username and per client address: accounts.throttling.
-AUTH_RATE_LIMIT = env_str("AUTH_RATE_LIMIT", "10/m")
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32000)
 AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 20000)
 CHAT_HISTORY_TOKEN_BUDGET = env_int("CHAT_HISTORY_TOKEN_BUDGET", 24000)
