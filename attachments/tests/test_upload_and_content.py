@@ -1,5 +1,6 @@
 """The HTTP contract: upload, refusal with nothing stored, serving to the owner only."""
 
+import hashlib
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,7 +54,7 @@ def test_upload_png_stores_row_and_file(api, user, media_root):
     }
     assert body["url"].startswith(f"/api/chat/attachments/{attachment.id}/content/?")
     assert attachment.user == user
-    assert attachment.sha256 == __import__("hashlib").sha256(data).hexdigest()
+    assert attachment.sha256 == hashlib.sha256(data).hexdigest()
     [stored] = files.stored_files(media_root)
     assert stored.read_bytes() == data
     assert stored.name == f"{attachment.id}.png"  # our name, never the client's
