@@ -92,8 +92,11 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        if not self.server.settled.wait(self.startup_timeout_s) or not self.server.started:
+        settled = self.server.settled.wait(self.startup_timeout_s)
+        if not self.server.started:
             self.__exit__()
+            if settled:
+                raise RuntimeError("uvicorn gave up starting: its error is in the log above")
             raise RuntimeError(f"uvicorn did not start within {self.startup_timeout_s}s")
         return self
 
