@@ -11,6 +11,22 @@ from rest_framework_simplejwt.tokens import RefreshToken
 pytest_plugins = ["tests.fixtures_gemini"]
 
 
+def pytest_report_header(config) -> list[str]:
+    """What this run talks to, at the top of its output: a CI log shows it used PostgreSQL and
+    Redis, and whether missing dependencies fail (CI=true) or skip (tests/require.py)."""
+    from django.conf import settings
+
+    from tests.require import in_ci
+
+    database = settings.DATABASES["default"]
+    cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    return [
+        f"database: {database['ENGINE'].rsplit('.', 1)[-1]} {database.get('NAME')}; "
+        f"cache: {cache}; "
+        f"missing test dependencies: {'fail (CI=true)' if in_ci() else 'skip'}"
+    ]
+
+
 @pytest.fixture(autouse=True)
 def close_connections_of_async_tests(request):
     """An async test's own ORM calls run in asgiref's single executor thread, whose connections
