@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from llm.structured import build_example
+from tests.sse import parse_sse
 
 SSE = "text/event-stream"
 JSON = "application/json"
@@ -55,18 +56,6 @@ async def read_body(response) -> bytes:
     if getattr(response, "streaming", False):
         return b"".join([chunk async for chunk in response.streaming_content])
     return response.content
-
-
-def parse_sse(body: bytes) -> list[Any]:
-    """The frames of a UI message stream: dicts, and the string "[DONE]"."""
-    frames = []
-    for block in body.decode().split("\n\n"):
-        if not block:
-            continue
-        assert block.startswith("data: "), block
-        payload = block.removeprefix("data: ")
-        frames.append(payload if payload == "[DONE]" else json.loads(payload))
-    return frames
 
 
 async def sse_frames(client: AsyncClient, pattern: str, body: Any) -> list[Any]:

@@ -15,6 +15,7 @@ from agents import schemas
 from agents.models import AgentRun, AgentStep
 from llm import ModelRequestRejected
 from tests.gemini_standin import error_reply, json_reply, text_reply
+from tests.sse import parse_sse
 from usage.models import UsageRecord
 
 from .conftest import (
@@ -25,7 +26,6 @@ from .conftest import (
     example,
     get,
     of_type,
-    parse_sse,
     post,
     read_body,
     result_of,

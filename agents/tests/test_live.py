@@ -4,15 +4,14 @@ model is still working, and a client that goes away interrupts the run."""
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
 
+from agents import services
 from agents.models import AgentRun
 from tests.gemini_standin import Reply, json_reply, text_reply
-
-from .conftest import parse_sse, types_of
+from tests.sse import DONE, iter_frames
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,9 +34,21 @@ def open_stream(http: httpx.Client, user):
     )
 
 
-def read_until(chunks, received: bytearray, marker: bytes) -> None:
-    while marker not in received:
-        received.extend(next(chunks))
+def is_step(frame, name: str, status: str) -> bool:
+    return (
+        isinstance(frame, dict)
+        and frame["type"] == "data-step"
+        and (frame["data"]["name"], frame["data"]["status"]) == (name, status)
+    )
+
+
+def read_until(frames, received: list, name: str, status: str) -> None:
+    """Read frames into `received` up to the data-step chunk of step `name` in `status`."""
+    for frame in frames:
+        received.append(frame)
+        if is_step(frame, name, status):
+            return
+    raise AssertionError(f"the stream ended before step {name} was {status}: {received}")
 
 
 def test_steps_reach_the_client_as_they_start(
@@ -45,51 +56,60 @@ def test_steps_reach_the_client_as_they_start(
 ):
     gate = threading.Event()
     gemini_standin.enqueue(text_reply("Copy v1"), gated(json_reply(EVALUATION), gate))
-    received = bytearray()
+    received: list = []
     with (
         httpx.Client(base_url=live_server_url, timeout=10) as http,
         open_stream(http, user) as response,
     ):
         assert response.status_code == 200
-        chunks = response.iter_raw()
-        read_until(chunks, received, b'"name":"QualityEvaluation","status":"running"')
-        # The evaluation is still waiting on the model, and the client already knows.
-        assert not gate.is_set()
-        assert b"data-result" not in received
+        frames = iter_frames(response)
+        # The stand-in holds the evaluation until the gate opens: the chunk can only arrive now if
+        # the server sent it while the model was still working.
+        read_until(frames, received, "QualityEvaluation", "running")
+        assert gemini_standin.wait_until(lambda: len(gemini_standin.requests) == 2)
+        assert gemini_standin.requests[1].finished is None
         gate.set()
-        for chunk in chunks:
-            received.extend(chunk)
-    frames = parse_sse(bytes(received))
-    assert types_of(frames)[-3:] == ["data-result", "finish", "[DONE]"]
+        received.extend(frames)
+    assert [f if f == DONE else f["type"] for f in received[-3:]] == [
+        "data-result",
+        "finish",
+        DONE,
+    ]
 
 
 def test_disconnect_interrupts_the_run(
-    live_server_url, user, gemini_standin, gemini_provider_settings
+    live_server_url, user, gemini_standin, gemini_provider_settings, monkeypatch
 ):
+    # Set by the server when it saves the run's end: the test waits on it, not on a clock.
+    closed = threading.Event()
+    finish_run = services.finish_run
+
+    def finish_run_and_tell(**kwargs):
+        finish_run(**kwargs)
+        closed.set()
+
+    monkeypatch.setattr(services, "finish_run", finish_run_and_tell)
     gate = threading.Event()
     gemini_standin.enqueue(text_reply("Copy v1"), gated(json_reply(EVALUATION), gate))
-    received = bytearray()
     try:
         with (
             httpx.Client(base_url=live_server_url, timeout=10) as http,
             open_stream(http, user) as response,
         ):
-            read_until(response.iter_raw(), received, b'"QualityEvaluation","status":"running"')
+            frames = iter_frames(response)  # held: dropping the reader would close the stream
+            read_until(frames, [], "QualityEvaluation", "running")
+            # The evaluation request is at the model (held there) when the client leaves.
+            assert gemini_standin.wait_until(lambda: len(gemini_standin.requests) == 2)
         # Leaving the block closed the connection mid-stream.
-        deadline = time.monotonic() + 10
+        assert closed.wait(10)
         run = AgentRun.objects.get()
-        while run.status == "running" and time.monotonic() < deadline:
-            time.sleep(0.05)
-            run.refresh_from_db()
-        assert run.status == "interrupted"
+        assert run.status == "interrupted" and run.finished_at
         steps = list(run.steps.order_by("position").values_list("name", "status"))
         assert steps == [("InitialGeneration", "complete"), ("QualityEvaluation", "interrupted")]
-        # The model request in flight was abandoned too. The step announces itself before its
-        # request goes out, so the cancellation may also come before the stand-in saw it at all:
-        # either way no request is left waiting on the model.
-        assert gemini_standin.wait_until(
-            lambda: all(r.status == 200 or r.disconnected for r in gemini_standin.requests)
-        )
-        assert all(r.disconnected for r in gemini_standin.requests[1:])
+        # The model request in flight was abandoned too: the client closed it, unanswered.
+        generation, evaluation = gemini_standin.requests
+        assert generation.status == 200
+        assert gemini_standin.wait_until(lambda: evaluation.disconnected)
+        assert evaluation.status is None  # never answered
     finally:
         gate.set()

@@ -77,9 +77,27 @@ async def test_offline_tool_loop_really_calls_the_tools(aclient):
     assert outputs[1]["isValid"] is True
 
 
-@pytest.mark.parametrize("accept", [JSON, TEXT])
-async def test_offline_other_formats(aclient, accept):
-    response = await post(aclient, "routing", BODIES["routing"], accept=accept)
+async def test_offline_json_document(aclient, user):
+    response = await post(aclient, "routing", BODIES["routing"], accept=JSON)
+
     assert response.status_code == 200
-    body = await read_body(response)
-    assert body
+    assert response["Content-Type"] == JSON
+    document = response.json()
+    assert (document["pattern"], document["status"]) == ("routing", "complete")
+    assert document["input"] == BODIES["routing"]
+    assert [s["name"] for s in document["steps"]] == STEPS["routing"]
+    result = schemas.RoutedResponse.model_validate(document["final_output"])
+    run = await AgentRun.objects.aget(id=document["id"])
+    assert run.user_id == user.id
+    assert run.final_output == result.model_dump(mode="json")
+
+
+async def test_offline_plain_text_is_the_result_object(aclient):
+    response = await post(aclient, "routing", BODIES["routing"], accept=TEXT)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(TEXT)
+    result = schemas.RoutedResponse.model_validate_json(await read_body(response))
+    run = await AgentRun.objects.aget()
+    assert run.status == "complete"
+    assert result.model_dump(mode="json") == run.final_output

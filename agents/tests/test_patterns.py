@@ -4,13 +4,15 @@ pattern, the final object, and what was saved."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 
 import pytest
 
 from agents import schemas
 from agents.models import AgentRun
-from tests.gemini_standin import function_call_reply, json_reply, text_reply
+from tests.gemini_standin import Reply, function_call_reply, json_reply, text_reply
 
 from .conftest import (
     calls,
@@ -36,6 +38,12 @@ async def steps_of(frames) -> list[tuple[str, str, str]]:
     """(name, status, model) of the saved steps of the run the frames belong to."""
     run = await AgentRun.objects.aget(id=frames[0]["messageId"])
     return [(s.name, s.status, s.model) async for s in run.steps.order_by("position")]
+
+
+def gated(reply: Reply, gate: threading.Event) -> Reply:
+    """`reply`, held by the stand-in until `gate` is set."""
+    reply.gate = gate
+    return reply
 
 
 def ran(*names: str) -> list[tuple[str, str]]:
@@ -149,32 +157,39 @@ async def test_routing_general_queries_get_the_generalist(aclient, gemini_standi
 
 
 # --- parallel ----------------------------------------------------------------------------------
-REVIEW_DELAY_S = 0.5
+REVIEWS = [
+    ("Perform a security review", schemas.SecurityReview),
+    ("Perform a performance review", schemas.PerformanceReview),
+    ("Perform a maintainability review", schemas.MaintainabilityReview),
+]
 
 
-def review_handler(request):
-    text = request.last_user_text
-    for prefix, schema in [
-        ("Perform a security review", schemas.SecurityReview),
-        ("Perform a performance review", schemas.PerformanceReview),
-        ("Perform a maintainability review", schemas.MaintainabilityReview),
-    ]:
-        if text.startswith(prefix):
-            return json_reply(example(schema, score=4), delay=REVIEW_DELAY_S)
-    return None  # the summary: the stand-in's schema-valid default
+async def test_parallel_reviews_run_at_the_same_time(aclient, gemini_standin):
+    # The stand-in holds every review until all three have arrived: reviews run one after another
+    # would never all arrive, and the run would fail.
+    arrived: set[str] = set()
+    all_in = threading.Event()
 
+    def handler(request):
+        for prefix, schema in REVIEWS:
+            if request.last_user_text.startswith(prefix):
+                arrived.add(prefix)
+                if len(arrived) == len(REVIEWS):
+                    all_in.set()
+                return gated(json_reply(example(schema, score=4)), all_in)
+        return None  # the summary: the stand-in's schema-valid default
 
-async def test_parallel_reviews_overlap_in_time(aclient, gemini_standin):
-    gemini_standin.handler = review_handler
-
-    frames = await sse_frames(aclient, "parallel", {"code": "eval(input())"})
+    gemini_standin.handler = handler
+    run = asyncio.create_task(sse_frames(aclient, "parallel", {"code": "eval(input())"}))
+    try:
+        assert await gemini_standin.wait_for(all_in.is_set, timeout=10)
+    finally:
+        all_in.set()  # on failure, let the run end instead of waiting for the SDK's timeout
+    frames = await run
 
     reviews = [r for r in gemini_standin.requests if r.action == GEN]
     assert len(reviews) == 3 and all(r.model == FAST for r in reviews)
-    # Every review request arrived before any of them was answered: they ran concurrently.
-    assert max(r.started for r in reviews) < min(r.finished for r in reviews)
     assert all("eval(input())" in r.last_user_text for r in reviews)
-
     assert {name for name, _ in step_frames(frames)[:3]} == {
         "SecurityReview",
         "PerformanceReview",
@@ -197,34 +212,52 @@ def plan(n: int) -> dict:
     )
 
 
-def worker_handler(request):
-    if "Task id: " in request.last_user_text:
-        # A wrong taskId: the orchestrator puts the real one back.
-        return json_reply(example(schemas.TaskResult, taskId="wrong"), delay=0.3)
-    return None
+def task_id_of(request) -> str:
+    return request.last_user_text.split("Task id: ")[1].split("\n")[0]
 
 
 async def test_orchestrator_runs_one_bounded_worker_per_task(aclient, gemini_standin, settings):
     settings.AGENT_MAX_CONCURRENT_WORKERS = 2
     gemini_standin.enqueue(json_reply(plan(3)))
-    gemini_standin.handler = worker_handler
+    # Each worker's answer is held until the test opens its gate.
+    gates = {f"t{i}": threading.Event() for i in (1, 2, 3)}
 
-    frames = await sse_frames(aclient, "orchestrator", {"featureDescription": "Password reset"})
+    def handler(request):
+        if "Task id: " in request.last_user_text:
+            # A wrong taskId: the orchestrator puts the real one back.
+            reply = json_reply(example(schemas.TaskResult, taskId="wrong"))
+            return gated(reply, gates[task_id_of(request)])
+        return None
 
-    planning, *workers, summary = gemini_standin.requests
+    def workers():
+        return [r for r in gemini_standin.requests if "Task id: " in r.last_user_text]
+
+    gemini_standin.handler = handler
+    run = asyncio.create_task(
+        sse_frames(aclient, "orchestrator", {"featureDescription": "Password reset"})
+    )
+    try:
+        # Two workers at once: both reach the model while neither has been answered.
+        assert await gemini_standin.wait_for(lambda: len(workers()) >= 2, timeout=10)
+        first, second = workers()[:2]
+        gates[task_id_of(first)].set()
+        # The third starts only when one of the two is done.
+        assert await gemini_standin.wait_for(lambda: len(workers()) == 3, timeout=10)
+        third = workers()[2]
+    finally:
+        for gate in gates.values():
+            gate.set()
+    frames = await run
+
+    assert third.started >= first.finished
+    assert third.started < second.finished
+    assert second.started < first.finished
+    planning, *_, summary = gemini_standin.requests
     assert (planning.model, planning.action) == (COMPLEX, GEN)
     assert "Create a detailed implementation plan for: Password reset" in planning.last_user_text
     assert schema_sent(planning)["properties"]["tasks"]["type"] == "ARRAY"
-    assert sorted(w.last_user_text.split("Task id: ")[1].split("\n")[0] for w in workers) == [
-        "t1",
-        "t2",
-        "t3",
-    ]
-    assert all(w.model == FAST for w in workers)
-    # Two workers at once, never three: the semaphore bounds them, nothing serialises them.
-    assert max(w.started for w in workers[:2]) < min(w.finished for w in workers[:2])
-    third = max(workers, key=lambda w: w.started)
-    assert third.started >= min(w.finished for w in workers)
+    assert sorted(task_id_of(w) for w in workers()) == ["t1", "t2", "t3"]
+    assert all(w.model == FAST for w in workers())
     assert (summary.model, summary.action) == (COMPLEX, STREAM)
     assert "Summarize the feature implementation progress" in summary.last_user_text
     assert '"taskId": "wrong"' not in summary.last_user_text
