@@ -448,7 +448,9 @@ class Hub:
                 try:
                     if not pubsub.subscribed:
                         await pubsub.subscribe(name)
-                    message = await pubsub.get_message(timeout=None)
+                    # Not forever: waking every few seconds lets redis-py's health check (a PING
+                    # after 30 s idle) find a connection that died without closing.
+                    message = await pubsub.get_message(timeout=self._block_ms / 1000)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - the subscriber must outlive any failure

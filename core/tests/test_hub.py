@@ -407,3 +407,84 @@ def test_hub_config_reads_every_setting(hub_settings):
         grace_s=10.0,
         flush_interval_s=0.005,
     )
+
+
+class RedisLink:
+    """A TCP relay to Redis that a test can cut and restore: a Redis that goes away and comes
+    back, as the owning hub sees it (its address stays the same)."""
+
+    def __init__(self, target_url: str) -> None:
+        parts = urlsplit(target_url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._transports: list[asyncio.WriteTransport] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{REDIS_DB}"
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        self._server.close()
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+
+    async def _relay(self, client_reader, client_writer) -> None:
+        redis_reader, redis_writer = await asyncio.open_connection(*self.target)
+        self._transports += [client_writer.transport, redis_writer.transport]
+
+        async def pump(reader, writer) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.transport.abort()
+
+        await asyncio.gather(pump(client_reader, redis_writer), pump(redis_reader, client_writer))
+
+
+async def test_after_redis_comes_back_the_frames_written_meanwhile_reach_other_hubs(
+    redis_settings, make_hub
+):
+    link = RedisLink(redis_settings.REDIS_URL)
+    await link.up()
+    other = make_hub()
+    redis_settings.REDIS_URL = link.url
+    owner = make_hub()
+    key = new_key()
+    channel = owner.open(key)
+    local = await owner.listen(key)
+    for i in range(5):
+        channel.publish(frame(i))
+    assert await owner.flush() is True
+    remote = await other.listen(key)
+    assert await asyncio.wait_for(next_frames(remote, 5), WAIT_S) == [frame(i) for i in range(5)]
+
+    await link.cut()
+    for i in range(5, 10):
+        channel.publish(frame(i))
+    assert await asyncio.wait_for(next_frames(local, 10), WAIT_S) == [frame(i) for i in range(10)]
+    assert await owner.flush() is False
+
+    await link.up()
+    assert await eventually_async(owner.flush, timeout_s=10)
+    assert await asyncio.wait_for(next_frames(remote, 5), WAIT_S) == [
+        frame(i) for i in range(5, 10)
+    ]
+
+    async def stopped_from_the_other_hub() -> bool:
+        return await other.stop(key)  # needs the owner's stop subscription back
+
+    assert await eventually_async(stopped_from_the_other_hub, timeout_s=10)
+    await asyncio.wait_for(channel.stopped.wait(), WAIT_S)
+    channel.close()
+    assert await asyncio.wait_for(read_all(remote), WAIT_S) == []
+    await link.cut()
