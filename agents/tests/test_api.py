@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 
 import pytest
 from django.core.cache import cache
@@ -277,14 +278,21 @@ async def test_a_failing_step_as_json_is_an_error_with_the_run_id(aclient, gemin
 
 @pytest.mark.usefixtures("gemini_provider_settings")
 async def test_a_failing_parallel_review_cancels_its_siblings(aclient, gemini_standin):
+    held = threading.Event()  # the siblings' answers never come while the run is on
+
     def handler(request):
         if "security review" in request.last_user_text:
             return error_reply(400)
-        return json_reply(example(schemas.PerformanceReview), delay=2)
+        reply = json_reply(example(schemas.PerformanceReview))
+        reply.gate = held
+        return reply
 
     gemini_standin.handler = handler
 
-    frames = await sse_frames(aclient, "parallel", {"code": "x = 1"})
+    try:
+        frames = await sse_frames(aclient, "parallel", {"code": "x = 1"})
+    finally:
+        held.set()
 
     assert frames[-2]["type"] == "error"
     run = await AgentRun.objects.aget(id=frames[0]["messageId"])
@@ -299,7 +307,10 @@ async def test_a_failing_parallel_review_cancels_its_siblings(aclient, gemini_st
 
 @pytest.mark.usefixtures("gemini_provider_settings")
 async def test_client_disconnect_interrupts_the_run(aclient, gemini_standin):
-    gemini_standin.enqueue(text_reply("Copy v1"), json_reply(EVALUATION, delay=30))
+    held = threading.Event()  # the evaluation's answer never comes while the client is there
+    evaluation = json_reply(EVALUATION)
+    evaluation.gate = held
+    gemini_standin.enqueue(text_reply("Copy v1"), evaluation)
     response = await post(aclient, "sequential", BODY, accept=SSE)
     received: list[bytes] = []
     evaluating = asyncio.Event()
@@ -325,6 +336,7 @@ async def test_client_disconnect_interrupts_the_run(aclient, gemini_standin):
     # The model request in flight was cancelled too.
     evaluation_request = gemini_standin.requests[1]
     assert await gemini_standin.wait_for(lambda: evaluation_request.disconnected)
+    held.set()
 
 
 # --- caching and usage -------------------------------------------------------------------------
