@@ -5,8 +5,14 @@ wire format the google-genai SDK uses (see GEMINI_WIRE.md):
 
 * ``POST /{v1,v1beta,v1alpha}/models/{model}:streamGenerateContent?alt=sse`` — SSE frames
   ``data: {json}\\r\\n\\r\\n``, no ``[DONE]``; every chunk carries content parts, ``responseId``,
-  ``modelVersion`` and cumulative ``usageMetadata``; ``finishReason`` only on the last chunk.
-* ``:generateContent`` and ``:countTokens``.
+  ``modelVersion`` and cumulative ``usageMetadata``; ``finishReason`` (and a reply's
+  ``groundingMetadata``) only on the last chunk. Thought parts are ``{"text", "thought": true}``.
+* ``:generateContent``.
+* The Files API's resumable upload as the SDK speaks it (``client.aio.files.upload``):
+  ``POST /upload/{version}/files`` with ``X-Goog-Upload-Command: start`` answers with an
+  ``x-goog-upload-url``; ``POST`` there with ``upload, finalize`` answers ``{"file": {...}}``
+  (``uri``, ``mimeType``, ``expirationTime`` 48 h on, ``state: ACTIVE``). Uploaded files are kept
+  in ``.files`` (by uri); a request whose ``fileData`` names an unknown uri gets a 400.
 * Errors: non-200 with ``{"error": {"code", "message", "status", "details"?}}`` as
   ``application/json``; mid-stream errors as a ``data: {"error": {...}}`` frame.
 * Requires the ``x-goog-api-key`` header (403 without it).
@@ -22,12 +28,11 @@ Usage::
 What a request gets, in order: the first reply queued for its model (``enqueue_for``), else the
 first reply in the shared queue (``enqueue``), else ``handler(request)`` if it returns a Reply,
 else a deterministic default (a few text chunks; for JSON mode an object built from the request's
-``responseSchema``; for countTokens a count estimated from the text). countTokens requests only
-take replies built for them (``count_tokens_reply``), so queued chat replies are never eaten by a
-token count.
+``responseSchema``).
 
 Every request is recorded in ``.requests`` (thread-safe snapshots of live records): method,
-path, model, action, headers, json body, ``disconnected`` (the client went away before the reply
+path, model, action, headers, json body (``inline_data`` and ``file_data`` list the files it
+carried), ``disconnected`` (the client went away before the reply
 finished), ``dropped`` (the stand-in cut the connection on purpose), started/finished timestamps.
 Use ``wait_until`` (sync) or ``await wait_for`` (async) to wait for a condition without sleeping.
 """
@@ -49,20 +54,23 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from llm.structured import example_from_schema
+from llm.tokens import estimate_tokens
 
 __all__ = [
     "DEFAULT_SIGNATURE",
     "GeminiStandIn",
     "Reply",
     "StandInRequest",
+    "UploadedFile",
     "blocked_reply",
-    "count_tokens_reply",
     "error_reply",
     "function_call_reply",
+    "grounding_metadata",
     "json_reply",
     "pacing",
     "text_reply",
     "text_stream",
+    "thought_stream",
 ]
 
 logger = logging.getLogger("tests.gemini_standin")
@@ -113,7 +121,11 @@ _REASONS = {
 _PATH_RE = re.compile(
     r"^(?P<prefix>.*?)/(?:(?P<version>v1|v1beta|v1alpha)/)?models/(?P<model>[^/:]+):(?P<action>\w+)$"
 )
-_ACTIONS = {"streamGenerateContent", "generateContent", "countTokens"}
+_ACTIONS = {"streamGenerateContent", "generateContent"}
+_UPLOAD_START_RE = re.compile(r"^(?P<prefix>.*?)/upload/(?:v1|v1beta|v1alpha)/files$")
+_UPLOAD_SESSION_RE = re.compile(r"^/upload-session/(?P<session>[\w-]+)$")
+#: How long the Files API keeps an upload.
+FILE_LIFETIME_S = 48 * 3600
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +142,8 @@ class Reply:
     after n chunks. ``drop_after=n`` closes the TCP connection after n chunks. ``gate`` makes the
     stand-in wait for the event after sending the first chunk (non-streaming: before answering).
     ``first_delay`` is waited before anything is sent (the whole reply, for non-streaming
-    calls), ``between_delay`` between chunks. A handler that raises gets the request a 400 that
+    calls), ``between_delay`` between chunks. ``grounding`` is the candidate's
+    ``groundingMetadata`` on the last chunk. A handler that raises gets the request a 400 that
     names the exception."""
 
     chunks: list[list[dict[str, Any]]] = field(default_factory=list)
@@ -144,9 +157,7 @@ class Reply:
     error_after: int | None = None
     drop_after: int | None = None
     gate: threading.Event | None = None
-    total_tokens: int | None = None
-    #: "generate" (streamGenerateContent/generateContent) or "countTokens".
-    kind: str = "generate"
+    grounding: dict[str, Any] | None = None
 
 
 def _error_object(
@@ -173,13 +184,18 @@ def text_stream(
     error: tuple[int, str, str] = (503, "UNAVAILABLE", _MESSAGES[503]),
     gate: threading.Event | None = None,
     drop_after: int | None = None,
+    grounding: dict[str, Any] | None = None,
+    thoughts: Iterable[str] = (),
 ) -> Reply:
     """A streamed text reply, one chunk per string. ``error_after=n``: after n chunks send the
     ``error`` (code, status, message) as a mid-stream ``data: {"error": ...}`` frame.
     ``drop_after=n``: close the connection after n chunks. ``gate``: hold every chunk after the
-    first until the event is set. ``usage``: the final usageMetadata (estimated if None)."""
+    first until the event is set. ``usage``: the final usageMetadata (estimated if None).
+    ``grounding``: groundingMetadata on the last chunk (see ``grounding_metadata``).
+    ``thoughts``: thought-summary chunks streamed before the text."""
     return Reply(
-        chunks=[[{"text": c}] for c in chunks],
+        chunks=[[{"text": t, "thought": True}] for t in thoughts] + [[{"text": c}] for c in chunks],
+        grounding=grounding,
         finish=finish,
         usage=usage,
         first_delay=first_delay,
@@ -189,6 +205,29 @@ def text_stream(
         gate=gate,
         drop_after=drop_after,
     )
+
+
+def thought_stream(thoughts: Iterable[str], chunks: Iterable[str], **options: Any) -> Reply:
+    """Thought summaries (``{"text", "thought": true}`` parts, one chunk each), then the text."""
+    return text_stream(chunks, thoughts=thoughts, **options)
+
+
+def grounding_metadata(
+    *pages: tuple[str, str], queries: Iterable[str] = ("stand-in query",)
+) -> dict[str, Any]:
+    """A Google Search grounding: ``pages`` are (uri, title), cited by one support each."""
+    return {
+        "webSearchQueries": list(queries),
+        "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in pages],
+        "groundingSupports": [
+            {
+                "segment": {"startIndex": 0, "endIndex": 10, "text": "stand-in"},
+                "groundingChunkIndices": [i],
+            }
+            for i in range(len(pages))
+        ],
+        "searchEntryPoint": {"renderedContent": "<div>stand-in search</div>"},
+    }
 
 
 def text_reply(
@@ -267,10 +306,9 @@ def error_reply(
     retry_delay: str | None = None,
     details: list[dict[str, Any]] | None = None,
     delay: float = 0.0,
-    kind: str = "generate",
 ) -> Reply:
     """An HTTP error with Google's error body. ``retry_delay`` (e.g. "47s") adds a RetryInfo
-    detail, as Gemini's 429s carry. ``kind="countTokens"`` makes it a countTokens reply."""
+    detail, as Gemini's 429s carry."""
     details = list(details or [])
     if retry_delay is not None:
         details.append(
@@ -278,7 +316,7 @@ def error_reply(
         )
         if message is None and code == 429:
             message = f"{_MESSAGES[429]} Please retry in {retry_delay}."
-    return Reply(error=_error_object(code, status, message, details), first_delay=delay, kind=kind)
+    return Reply(error=_error_object(code, status, message, details), first_delay=delay)
 
 
 def blocked_reply(reason: str = "SAFETY", *, delay: float = 0.0) -> Reply:
@@ -294,11 +332,6 @@ def blocked_reply(reason: str = "SAFETY", *, delay: float = 0.0) -> Reply:
         },
         first_delay=delay,
     )
-
-
-def count_tokens_reply(total: int) -> Reply:
-    """A countTokens answer."""
-    return Reply(total_tokens=total, kind="countTokens")
 
 
 def pacing(
@@ -393,10 +426,32 @@ class StandInRequest:
     def function_responses(self) -> list[dict[str, Any]]:
         return self.parts("functionResponse")
 
+    @property
+    def inline_data(self) -> list[tuple[str, bytes]]:
+        """(media type, bytes) of each inlineData part, in order (either spelling, either
+        base64 alphabet, as the API accepts them)."""
+        found = []
+        for blob in self.parts("inlineData") + self.parts("inline_data"):
+            mime = blob.get("mimeType") or blob.get("mime_type") or ""
+            data = str(blob.get("data") or "")
+            found.append((mime, base64.b64decode(data.replace("-", "+").replace("_", "/"))))
+        return found
+
+    @property
+    def file_data(self) -> list[dict[str, str]]:
+        """Each fileData part as {"mimeType", "fileUri"}, in order."""
+        return [
+            {
+                "mimeType": ref.get("mimeType") or ref.get("mime_type") or "",
+                "fileUri": ref.get("fileUri") or ref.get("file_uri") or "",
+            }
+            for ref in self.parts("fileData") + self.parts("file_data")
+        ]
+
     def prompt_tokens(self) -> int:
         """The stand-in's token estimate for this request's text (computed once)."""
         if self._prompt_tokens is None:
-            self._prompt_tokens = _estimate_tokens(self.all_text())
+            self._prompt_tokens = estimate_tokens(self.all_text())
         return self._prompt_tokens
 
     def all_text(self) -> str:
@@ -404,8 +459,16 @@ class StandInRequest:
         return f"{self.system_instruction or ''} {text}".strip()
 
 
-def _estimate_tokens(text: str) -> int:
-    return len(text) // 4 + 1
+@dataclass
+class UploadedFile:
+    """A file uploaded through the stand-in's Files API."""
+
+    name: str
+    uri: str
+    mime_type: str
+    display_name: str
+    data: bytes
+    expires_at: float  # time.time()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,12 +639,15 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _http_head(status: int, content_type: str, length: int | None) -> bytes:
+def _http_head(
+    status: int, content_type: str, length: int | None, extra: dict[str, str] | None = None
+) -> bytes:
     lines = [
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
         f"Content-Type: {content_type}",
         "Vary: Origin, X-Origin, Referer",
         "Server: gemini-standin",
+        *(f"{name}: {value}" for name, value in (extra or {}).items()),
     ]
     lines.append(
         f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
@@ -611,6 +677,10 @@ class GeminiStandIn:
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
+        #: Files uploaded through the Files API, by uri, and how long they are kept.
+        self.files: dict[str, UploadedFile] = {}
+        self.file_lifetime_s = FILE_LIFETIME_S
+        self._upload_sessions: dict[str, dict[str, Any]] = {}
 
     # lifecycle ---------------------------------------------------------------------------------
     def start(self) -> GeminiStandIn:
@@ -706,6 +776,9 @@ class GeminiStandIn:
             self._requests.clear()
             self.handler = None
             self.api_key = None
+            self.files.clear()
+            self.file_lifetime_s = FILE_LIFETIME_S
+            self._upload_sessions.clear()
 
     # observing ---------------------------------------------------------------------------------
     @property
@@ -780,14 +853,10 @@ class GeminiStandIn:
             self._notify()
 
     def _next_reply(self, record: StandInRequest) -> Reply | None:
-        kind = "countTokens" if record.action == "countTokens" else "generate"
         with self._lock:
             for queue in (self._by_model.get(record.model or ""), self._queue):
                 if queue:
-                    for i, reply in enumerate(queue):
-                        if reply.kind == kind:
-                            del queue[i]
-                            return reply
+                    return queue.popleft()
         handler = self.handler
         if handler is not None:
             reply = handler(record)
@@ -804,6 +873,7 @@ class GeminiStandIn:
         except ValueError:
             body = None
         match = _PATH_RE.match(url.path)
+        upload = _UPLOAD_START_RE.match(url.path) or _UPLOAD_SESSION_RE.match(url.path)
         record = StandInRequest(
             method=method,
             path=url.path,
@@ -812,7 +882,7 @@ class GeminiStandIn:
             json=body,
             api_version=match["version"] if match else None,
             model=match["model"] if match else None,
-            action=match["action"] if match else None,
+            action=match["action"] if match else ("upload" if upload else None),
         )
         conn.current = record
         with self._lock:
@@ -822,7 +892,12 @@ class GeminiStandIn:
         status = 200
         try:
             key = headers.get("x-goog-api-key") or record.query.get("key")
-            if method != "POST" or match is None or record.action not in _ACTIONS:
+            session = _UPLOAD_SESSION_RE.match(url.path)
+            if method == "POST" and session is not None:  # the upload URL carries its own grant
+                status = await self._upload_chunk(conn, session["session"], headers, raw)
+            elif method == "POST" and _UPLOAD_START_RE.match(url.path) and key:
+                status = await self._upload_start(conn, headers, body)
+            elif method != "POST" or match is None or record.action not in _ACTIONS:
                 status = await self._send_error(conn, _error_object(404, None, None, None))
             elif not key:
                 status = await self._send_error(conn, _error_object(403, None, None, None))
@@ -846,19 +921,19 @@ class GeminiStandIn:
                 status = await self._send_error(
                     conn, _error_object(400, None, "Invalid JSON payload received.", None)
                 )
+            elif unknown := [f for f in record.file_data if f["fileUri"] not in self.files]:
+                message = f"File {unknown[0]['fileUri']} does not exist or you have no access."
+                status = await self._send_error(conn, _error_object(400, None, message, None))
             else:
                 try:
                     reply = self._next_reply(record) or self._default_reply(record)
                 except Exception as exc:  # a broken test handler: say so, don't hang up
                     logger.exception("gemini stand-in handler failed")
                     reply = error_reply(400, message=f"stand-in handler raised {exc!r}")
-                    reply.kind = "countTokens" if record.action == "countTokens" else "generate"
                 if record.action == "streamGenerateContent":
                     status = await self._send_stream(conn, record, reply)
-                elif record.action == "generateContent":
-                    status = await self._send_generate(conn, record, reply)
                 else:
-                    status = await self._send_count(conn, record, reply)
+                    status = await self._send_generate(conn, record, reply)
         finally:
             conn.current = None
             with self._lock:
@@ -883,12 +958,76 @@ class GeminiStandIn:
         await conn.drain()
         return status
 
-    async def _send_json(self, conn: _Connection, obj: Any) -> int:
+    async def _send_json(
+        self, conn: _Connection, obj: Any, headers: dict[str, str] | None = None
+    ) -> int:
         payload = json.dumps(obj, indent=2).encode()
         self._complete(conn, 200)
-        conn.write(_http_head(200, "application/json; charset=UTF-8", len(payload)) + payload)
+        head = _http_head(200, "application/json; charset=UTF-8", len(payload), headers)
+        conn.write(head + payload)
         await conn.drain()
         return 200
+
+    async def _upload_start(self, conn: _Connection, headers: dict[str, str], body: Any) -> int:
+        """Files API, step 1: a resumable upload session for the announced file."""
+        if headers.get("x-goog-upload-command") != "start":
+            return await self._send_error(conn, _error_object(400, None, None, None))
+        file = (body or {}).get("file") or {}
+        session = f"s{next(self._ids)}"
+        with self._lock:
+            self._upload_sessions[session] = {
+                "mime_type": headers.get("x-goog-upload-header-content-type")
+                or file.get("mimeType")
+                or "application/octet-stream",
+                "size": int(headers.get("x-goog-upload-header-content-length") or 0),
+                "display_name": file.get("displayName") or file.get("display_name") or "",
+                "data": bytearray(),
+            }
+        url = f"{self.base_url}/upload-session/{session}"
+        return await self._send_json(
+            conn, {}, {"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"}
+        )
+
+    async def _upload_chunk(
+        self, conn: _Connection, session: str, headers: dict[str, str], raw: bytes
+    ) -> int:
+        """Files API, step 2: the bytes (the SDK sends them in 8 MiB chunks), then finalize."""
+        with self._lock:
+            state = self._upload_sessions.get(session)
+        if state is None:
+            return await self._send_error(conn, _error_object(404, None, None, None))
+        state["data"] += raw
+        if "finalize" not in headers.get("x-goog-upload-command", ""):
+            return await self._send_json(conn, {}, {"X-Goog-Upload-Status": "active"})
+        name = f"files/standin-{session}"
+        expires = time.time() + self.file_lifetime_s
+        uploaded = UploadedFile(
+            name=name,
+            uri=f"{self.base_url}/v1beta/{name}",
+            mime_type=state["mime_type"],
+            display_name=state["display_name"],
+            data=bytes(state["data"]),
+            expires_at=expires,
+        )
+        with self._lock:
+            self._upload_sessions.pop(session, None)
+            self.files[uploaded.uri] = uploaded
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        file = {
+            "name": name,
+            "displayName": uploaded.display_name,
+            "mimeType": uploaded.mime_type,
+            "sizeBytes": str(len(uploaded.data)),
+            "createTime": now,
+            "updateTime": now,
+            "expirationTime": stamp,
+            "sha256Hash": base64.b64encode(b"stand-in").decode(),
+            "uri": uploaded.uri,
+            "state": "ACTIVE",
+            "source": "UPLOADED",
+        }
+        return await self._send_json(conn, {"file": file}, {"X-Goog-Upload-Status": "final"})
 
     def _usage(
         self, record: StandInRequest, reply: Reply, upto: int, output_chars: int
@@ -923,6 +1062,8 @@ class GeminiStandIn:
                 candidate["finishReason"] = reply.finish
                 if reply.finish_message:
                     candidate["finishMessage"] = reply.finish_message
+            if last and reply.grounding is not None:
+                candidate["groundingMetadata"] = reply.grounding
             candidate["index"] = 0
             out["candidates"] = [candidate]
         if reply.prompt_feedback is not None:
@@ -1006,25 +1147,7 @@ class GeminiStandIn:
         body = self._response(record, reply, parts_out, True, len(reply.chunks), chars, response_id)
         return await self._send_json(conn, body)
 
-    async def _send_count(self, conn: _Connection, record: StandInRequest, reply: Reply) -> int:
-        if not await conn.pause(reply.first_delay):
-            return 0
-        if reply.error is not None:
-            return await self._send_error(conn, reply.error)
-        total = reply.total_tokens
-        if total is None:
-            total = record.prompt_tokens()
-        return await self._send_json(
-            conn,
-            {
-                "totalTokens": total,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}],
-            },
-        )
-
     def _default_reply(self, record: StandInRequest) -> Reply:
-        if record.action == "countTokens":
-            return Reply(kind="countTokens")
         config = record.generation_config
         mime = config.get("responseMimeType") or config.get("response_mime_type")
         schema = (

@@ -1,4 +1,5 @@
-"""The Gemini stand-in itself: its wire format (read raw, without the SDK), and its load."""
+"""The Gemini stand-in itself (the test double, not the product): its wire format read raw
+without the SDK, its scripting, its Files API, and its load."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ import json
 import time
 
 import httpx2
+import pytest
 
-from tests.gemini_standin import GeminiStandIn, error_reply, pacing, text_stream
+from llm import ModelRequestRejected
+from llm.tests.schemas import Review
+from tests.gemini_standin import (
+    GeminiStandIn,
+    error_reply,
+    grounding_metadata,
+    pacing,
+    text_stream,
+    thought_stream,
+)
 
 HEADERS = {"x-goog-api-key": "test-key", "content-type": "application/json"}
 BODY = {"contents": [{"role": "user", "parts": [{"text": "Hello there"}]}]}
@@ -122,3 +133,91 @@ async def test_a_thousand_concurrent_paced_streams(gemini_standin):
     assert counts == [10] * 1000
     assert peak >= 900  # they really were open at the same time
     assert elapsed < 10
+
+
+async def test_thoughts_come_first_and_grounding_rides_on_the_last_chunk(gemini_standin):
+    grounding = grounding_metadata(("https://a.example/", "A"), ("https://b.example/", "B"))
+    gemini_standin.enqueue(thought_stream(["Thinking."], ["Answer ", "here."], grounding=grounding))
+    url = f"{gemini_standin.base_url}/v1/models/m:streamGenerateContent?alt=sse"
+
+    async with httpx2.AsyncClient() as client:
+        response = await client.post(url, headers=HEADERS, json=BODY)
+
+    chunks = frames(response.content)
+    parts = [c["candidates"][0]["content"]["parts"][0] for c in chunks]
+    assert parts == [{"text": "Thinking.", "thought": True}, {"text": "Answer "}, {"text": "here."}]
+    assert [("groundingMetadata" in c["candidates"][0]) for c in chunks] == [False, False, True]
+    web = [g["web"] for g in chunks[-1]["candidates"][0]["groundingMetadata"]["groundingChunks"]]
+    assert web == [
+        {"uri": "https://a.example/", "title": "A"},
+        {"uri": "https://b.example/", "title": "B"},
+    ]
+
+
+async def test_inline_data_and_file_data_are_recorded(gemini_standin):
+    async with httpx2.AsyncClient() as client:
+        start = await client.post(
+            f"{gemini_standin.base_url}/upload/v1beta/files",
+            headers={
+                **HEADERS,
+                "x-goog-upload-protocol": "resumable",
+                "x-goog-upload-command": "start",
+                "x-goog-upload-header-content-length": "5",
+                "x-goog-upload-header-content-type": "application/pdf",
+            },
+            json={"file": {"displayName": "doc.pdf"}},
+        )
+        final = await client.post(
+            start.headers["x-goog-upload-url"],
+            headers={"x-goog-upload-command": "upload, finalize", "x-goog-upload-offset": "0"},
+            content=b"%PDF-",
+        )
+        uri = final.json()["file"]["uri"]
+        body = {
+            "contents": [
+                {
+                    "role": "user",
+                    "parts": [
+                        {"inlineData": {"mimeType": "image/png", "data": "iVBORw=="}},
+                        {"inline_data": {"mime_type": "text/plain", "data": "aGk-"}},
+                        {"fileData": {"mimeType": "application/pdf", "fileUri": uri}},
+                        {"text": "What are these?"},
+                    ],
+                }
+            ]
+        }
+        answered = await client.post(
+            f"{gemini_standin.base_url}/v1/models/m:generateContent", headers=HEADERS, json=body
+        )
+        unknown = await client.post(
+            f"{gemini_standin.base_url}/v1/models/m:generateContent",
+            headers=HEADERS,
+            json={"contents": [{"parts": [{"fileData": {"fileUri": "https://nowhere/f"}}]}]},
+        )
+
+    assert final.headers["x-goog-upload-status"] == "final"
+    assert final.json()["file"]["state"] == "ACTIVE"
+    assert gemini_standin.files[uri].data == b"%PDF-"
+    assert gemini_standin.files[uri].display_name == "doc.pdf"
+    assert answered.status_code == 200
+    request = gemini_standin.requests_for("generateContent")[0]
+    assert request.inline_data == [("image/png", b"\x89PNG"), ("text/plain", b"hi>")]
+    assert request.file_data == [{"mimeType": "application/pdf", "fileUri": uri}]
+    assert unknown.status_code == 400
+
+
+async def test_a_broken_handler_is_a_readable_rejection(gemini_provider, gemini_standin):
+    def handler(request):
+        raise KeyError("oops")
+
+    gemini_standin.handler = handler
+
+    with pytest.raises(ModelRequestRejected, match="stand-in handler raised"):
+        await gemini_provider.generate_text("hi", model="gemini-2.5-flash")
+
+
+async def test_the_default_json_reply_fits_the_requested_schema(gemini_provider, gemini_standin):
+    result = await gemini_provider.generate_object(Review, "Review this", model="gemini-2.5-flash")
+
+    assert isinstance(result.object, Review)
+    assert 1 <= result.object.findings[0].score <= 10

@@ -1,0 +1,194 @@
+"""The Gemini transport: the SDK's private API client surface we rely on, aiohttp underneath with
+our connection limit, request counting, response closing and timeouts, and no pydantic response
+built per streamed chunk."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import threading
+
+import aiohttp
+import pytest
+from google import genai
+from google.genai import _api_client, types
+
+from llm import ChatMessage, ModelUnavailable, TextDelta, build_provider
+from llm.gemini.transport import shared_ssl_context
+from tests.fixtures_gemini import standin_llm_settings
+from tests.gemini_standin import error_reply, text_stream
+
+MODEL = "gemini-2.5-flash"
+HELLO = [ChatMessage("user", "Hello")]
+SDK_SHAPE = (
+    "google-genai's private API client changed shape: llm/gemini/transport.py calls "
+    "`client.aio._api_client.async_request_streamed(method, path, request_dict, http_options)` "
+    "and reads `.body` (one JSON event) from each item it yields. Re-check transport.py against "
+    "the installed SDK before changing the google-genai pin in requirements.txt."
+)
+
+
+def provider_on(standin, **options):
+    return build_provider(standin_llm_settings(standin.base_url, fallback=None, **options))
+
+
+async def collect(stream):
+    return [event async for event in stream]
+
+
+# --- the SDK surface ------------------------------------------------------------------------------
+
+
+def test_the_api_client_methods_we_call_keep_their_signature():
+    expected = ["self", "http_method", "path", "request_dict", "http_options"]
+    for name in ("async_request_streamed", "async_request"):
+        method = getattr(_api_client.BaseApiClient, name, None)
+        assert method is not None, f"{SDK_SHAPE} (missing: BaseApiClient.{name})"
+        assert list(inspect.signature(method).parameters) == expected, SDK_SHAPE
+    assert "aiohttp_client" in types.HttpOptions.model_fields, SDK_SHAPE
+
+
+async def test_async_request_streamed_yields_one_json_event_per_item(gemini_standin):
+    gemini_standin.enqueue(text_stream(["a", "b"]))
+    client = genai.Client(api_key="k", http_options={"base_url": gemini_standin.base_url})
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+    items = await client.aio._api_client.async_request_streamed(
+        "post", f"models/{MODEL}:streamGenerateContent?alt=sse", body, None
+    )
+    events = [json.loads(item.body) async for item in items]
+
+    assert [e["candidates"][0]["content"]["parts"][0]["text"] for e in events] == ["a", "b"], (
+        SDK_SHAPE
+    )
+    await client.aio.aclose()
+
+
+# --- no pydantic response per chunk ------------------------------------------------------------
+
+
+@pytest.fixture
+def responses_built(monkeypatch):
+    """Counts GenerateContentResponse objects the SDK builds (the real constructors still run)."""
+    count = {"n": 0}
+    cls = types.GenerateContentResponse
+    from_response = cls._from_response.__func__
+    init = cls.__init__
+
+    def counting_from_response(klass, *args, **kwargs):
+        count["n"] += 1
+        return from_response(klass, *args, **kwargs)
+
+    def counting_init(self, *args, **kwargs):
+        count["n"] += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "_from_response", classmethod(counting_from_response))
+    monkeypatch.setattr(cls, "__init__", counting_init)
+    return count
+
+
+async def test_the_chat_stream_builds_no_sdk_response_per_chunk(
+    gemini_provider, gemini_standin, responses_built
+):
+    gemini_standin.enqueue(text_stream([f"w{i} " for i in range(20)]))
+
+    events = await collect(gemini_provider.stream_chat(HELLO, model=MODEL))
+
+    assert len([e for e in events if isinstance(e, TextDelta)]) == 20
+    assert responses_built["n"] == 0
+
+
+async def test_the_counter_sees_the_sdks_own_streaming_path(gemini_standin, responses_built):
+    """The guard above can fail: the SDK's generate_content_stream builds one per chunk."""
+    gemini_standin.enqueue(text_stream([f"w{i} " for i in range(20)]))
+    client = genai.Client(api_key="k", http_options={"base_url": gemini_standin.base_url})
+
+    async for _chunk in await client.aio.models.generate_content_stream(model=MODEL, contents="hi"):
+        pass
+
+    assert responses_built["n"] >= 20
+    await client.aio.aclose()
+
+
+# --- aiohttp, the way we set it up -------------------------------------------------------------
+
+
+async def test_aiohttp_is_the_transport_with_our_limit_and_ssl_context(gemini_standin):
+    provider = provider_on(gemini_standin, max_connections=7)
+    other = provider_on(gemini_standin)
+
+    await collect(provider.stream_chat(HELLO, model=MODEL))
+
+    transport = provider.backend.transport
+    api_client = transport.client()._api_client
+    assert api_client._use_aiohttp()
+    session = transport.session()
+    assert isinstance(session, aiohttp.ClientSession) and not session.closed
+    assert session.connector.limit == 7
+    assert api_client._async_client_session_request_args["ssl"] is shared_ssl_context()
+    other_client = other.backend.transport.client()._api_client
+    assert other_client._async_client_session_request_args["ssl"] is shared_ssl_context()
+    await provider.aclose()
+    assert session.closed
+
+
+async def test_streams_beyond_the_connection_limit_wait_for_a_free_connection(gemini_standin):
+    provider = provider_on(gemini_standin, max_connections=2)
+    gates = [threading.Event() for _ in range(3)]
+    gemini_standin.enqueue(*(text_stream(["first ", "rest"], gate=g) for g in gates))
+    streams = [provider.stream_chat(HELLO, model=MODEL) for _ in range(3)]
+
+    firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+    two_open = await gemini_standin.wait_for(
+        lambda: sum(r.chunks_sent == 1 for r in gemini_standin.requests) == 2
+    )
+    gates[0].set()
+    gates[1].set()
+    gates[2].set()
+    await asyncio.gather(*firsts)
+    rest = [await collect(s) for s in streams]
+
+    assert two_open
+    first, second, third = gemini_standin.requests
+    assert third.started >= min(first.finished, second.finished)
+    assert all(TextDelta("rest") in events for events in rest)
+
+
+async def test_requests_are_counted_per_call_retries_included(
+    gemini_provider, gemini_standin, call_logs
+):
+    gemini_standin.enqueue(error_reply(503), error_reply(503), text_stream(["ok"]))
+
+    await collect(gemini_provider.stream_chat(HELLO, model=MODEL))
+    await gemini_provider.generate_text("again", model=MODEL)
+
+    assert [(r.operation, r.attempts) for r in call_logs()] == [
+        ("stream_chat", 3),
+        ("generate_text", 1),
+    ]
+
+
+async def test_a_stream_may_outlast_the_timeout_while_each_read_is_within_it(gemini_standin):
+    provider = provider_on(gemini_standin, timeout_s=0.3, max_retries=0)
+    gemini_standin.enqueue(text_stream([f"{i} " for i in range(6)], between_delay=0.1))
+
+    events = await collect(provider.stream_chat(HELLO, model=MODEL))
+
+    assert len([e for e in events if isinstance(e, TextDelta)]) == 6
+    request = gemini_standin.requests[0]
+    assert request.finished - request.started > 0.3
+
+
+async def test_a_read_that_stalls_past_the_timeout_is_model_unavailable(gemini_standin):
+    provider = provider_on(gemini_standin, timeout_s=0.2, max_retries=0)
+    gemini_standin.enqueue(text_stream(["one ", "two"], between_delay=1.0))
+    received = []
+
+    with pytest.raises(ModelUnavailable):
+        async for event in provider.stream_chat(HELLO, model=MODEL):
+            received.append(event)
+
+    assert received == [TextDelta("one ")]
+    assert await gemini_standin.wait_for(lambda: gemini_standin.requests[0].disconnected)
