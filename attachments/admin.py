@@ -40,7 +40,7 @@ class AttachmentAdmin(admin.ModelAdmin):
         "media_type",
         "human_size",
         "sha256",
-        "file",
+        "stored_as",
         "created_at",
     ]
     readonly_fields = fields
@@ -52,6 +52,11 @@ class AttachmentAdmin(admin.ModelAdmin):
     @admin.display(description="preview")
     def preview(self, obj: Attachment) -> str:
         return attachment_preview(obj, size=320)
+
+    @admin.display(description="stored as")
+    def stored_as(self, obj: Attachment) -> str:
+        # The storage's name, not its URL: files are served only through signed URLs.
+        return obj.file.name
 
     @admin.display(description="size", ordering="size")
     def human_size(self, obj: Attachment) -> str:

@@ -4,6 +4,8 @@ types must be UTF-8 without NUL bytes, since text has no magic bytes to check.""
 
 from __future__ import annotations
 
+import mimetypes
+
 import filetype
 from filetype.types.isobmff import IsoBmff
 
@@ -16,7 +18,12 @@ _ALIASES = {
     "audio/x-aiff": "audio/aiff",
     "audio/x-flac": "audio/flac",
     "text/x-markdown": "text/markdown",
+    # What filetype calls some of them.
+    "image/apng": "image/png",
 }
+
+# Types that say nothing about the file: what a browser gives for an extension it does not know.
+UNSPECIFIED = {"", "application/octet-stream"}
 
 # What `filetype` reports for the bytes of a declared type, where it names them differently.
 _SNIFFED_AS = {
@@ -76,6 +83,19 @@ def normalize(media_type: str) -> str:
     """`Image/PNG; charset=x` → `image/png`; browser aliases → Gemini's names."""
     base = media_type.split(";", 1)[0].strip().lower()
     return _ALIASES.get(base, base)
+
+
+def guess(data: bytes, filename: str) -> str:
+    """The type of a file whose sender did not say: its magic bytes', else its extension's."""
+    return normalize(sniff(data) or mimetypes.guess_type(filename, strict=False)[0] or "")
+
+
+def checkable(media_type: str) -> bool:
+    """Whether uploads of this type can pass `content_matches` at all."""
+    if is_text(media_type):
+        return True
+    known = {matcher.mime for matcher in filetype.types}
+    return media_type in known or bool(_SNIFFED_AS.get(media_type, set()) & known)
 
 
 def is_text(media_type: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -10,6 +11,8 @@ from llm.types import FilePart
 
 from .models import Attachment
 from .signing import signature_valid
+
+logger = logging.getLogger(__name__)
 
 
 def attachments_of(*, user):
@@ -46,26 +49,36 @@ def attachment_for_signature(
 
 
 def read_bytes(attachment: Attachment) -> bytes:
-    with attachment.file.storage.open(attachment.file.name, "rb") as stored:
-        return stored.read()
+    """The stored bytes; `NotFound` if the storage lost them (logged: the row outlived its file)."""
+    try:
+        with attachment.file.storage.open(attachment.file.name, "rb") as stored:
+            return stored.read()
+    except FileNotFoundError:
+        logger.warning("Attachment %s has no stored file %s", attachment.pk, attachment.file.name)
+        raise NotFound("Not found.") from None
 
 
 def file_parts(*, ids: Iterable[UUID | str]) -> dict[str, FilePart]:
     """The files to send to the model, keyed by `str(attachment id)` (as `attachmentId` is stored
-    in a message's parts). Ids with no attachment (deleted since) are left out. Sync: it reads the
-    database and the storage; from async code call it through `core.db.run_db`."""
+    in a message's parts). Ids with no attachment (deleted since) or no stored file are left out.
+    Sync: it reads the database and the storage; from async code call it through
+    `core.db.run_db`."""
     wanted = []
     for value in ids:
         try:
             wanted.append(value if isinstance(value, UUID) else UUID(str(value)))
         except ValueError:
             continue
-    return {
-        str(attachment.pk): FilePart(
+    parts = {}
+    for attachment in Attachment.objects.filter(pk__in=wanted):
+        try:
+            data = read_bytes(attachment)
+        except NotFound:
+            continue
+        parts[str(attachment.pk)] = FilePart(
             media_type=attachment.media_type,
-            data=read_bytes(attachment),
+            data=data,
             key=str(attachment.pk),
             filename=attachment.filename,
         )
-        for attachment in Attachment.objects.filter(pk__in=wanted)
-    }
+    return parts

@@ -58,9 +58,11 @@ def _clean_filename(filename: str) -> str:
 def create_attachment(*, user, data: bytes, media_type: str, filename: str = "") -> Attachment:
     """Store `data` for `user` (a user or a JWT's `TokenUser`: only its id is used)."""
     media_type = media_types.normalize(media_type)
-    allowed = settings.ATTACHMENT_MEDIA_TYPES
+    if media_type in media_types.UNSPECIFIED:
+        media_type = media_types.guess(data, filename)
+    allowed = [media_types.normalize(t) for t in settings.ATTACHMENT_MEDIA_TYPES]
     if media_type not in allowed:
-        shown = media_type or "(none given)"
+        shown = media_type or "unknown"
         raise ServiceError(
             f"Files of type {shown} are not accepted. Accepted types: {', '.join(allowed)}."
         )
@@ -98,6 +100,8 @@ def _data_url_bytes(url: str, declared: str) -> tuple[bytes, str]:
     params = [p.strip() for p in header.split(";")]
     is_base64 = params[-1].lower() == "base64"
     url_type = media_types.normalize(params[0]) if params[0] else ""
+    if url_type in media_types.UNSPECIFIED:
+        url_type = ""
     if declared and url_type and media_types.normalize(declared) != url_type:
         raise ServiceError(f"The file part's mediaType {declared} differs from its data: URL's.")
     # A base64 payload decodes to 3/4 of its length; anything far over the limit is refused unread.

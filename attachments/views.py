@@ -81,7 +81,10 @@ class AttachmentContentView(APIView):
         )
         # Whole, not a FileResponse: under ASGI Django reads a file iterator into a list anyway
         # (StreamingHttpResponse.__aiter__), and attachments are at most ATTACHMENT_MAX_BYTES.
-        response = HttpResponse(read_bytes(attachment), content_type=attachment.media_type)
+        content_type = attachment.media_type
+        if media_types.is_text(content_type):
+            content_type += "; charset=utf-8"  # create_attachment checked that it is
+        response = HttpResponse(read_bytes(attachment), content_type=content_type)
         extension = media_types.extension_for(attachment.media_type)
         response["Content-Disposition"] = content_disposition_header(
             not media_types.shown_inline(attachment.media_type),

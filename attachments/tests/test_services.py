@@ -245,3 +245,51 @@ def test_any_configured_storage_keeps_the_files(user, settings, media_root):
     assert storage.exists(attachment.file.name)
     assert file_parts(ids=[attachment.id])[str(attachment.id)].data == files.pdf()
     assert files.stored_files(media_root) == []  # nothing on the local disk
+
+
+@pytest.mark.parametrize(
+    ("declared", "filename", "data", "stored_as"),
+    [
+        ("", "photo", files.png(), "image/png"),  # the bytes say it
+        ("application/octet-stream", "notes.md", b"# hi\n", "text/markdown"),  # the name says it
+        ("", "clip.wav", files.wav(), "audio/wav"),
+    ],
+)
+def test_an_unspecified_type_is_found_and_still_checked(user, declared, filename, data, stored_as):
+    attachment = services.create_attachment(
+        user=user, data=data, media_type=declared, filename=filename
+    )
+    assert attachment.media_type == stored_as
+
+
+def test_an_unspecified_type_that_is_nothing_allowed_is_refused(user, media_root):
+    with pytest.raises(ServiceError, match="type application/zip are not accepted"):
+        services.create_attachment(
+            user=user, data=b"PK\x03\x04" + b"\x00" * 40, media_type="", filename="a.txt"
+        )
+    with pytest.raises(ServiceError, match="type unknown are not accepted"):
+        services.create_attachment(user=user, data=b"\x00\x01", media_type="", filename="blob")
+    assert files.stored_files(media_root) == []
+
+
+def test_octet_stream_data_url_takes_the_parts_type(user):
+    part = file_part(files.data_url("application/octet-stream", b"a,b\n"), media_type="text/csv")
+    assert services.attachment_from_part(user=user, part=part).media_type == "text/csv"
+
+
+def test_a_lost_file_is_left_out_of_file_parts(user):
+    attachment = services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    attachment.file.storage.delete(attachment.file.name)
+    assert file_parts(ids=[attachment.id]) == {}
+
+
+def test_system_check_warns_about_types_it_cannot_check(settings):
+    from attachments.checks import media_types_can_be_checked
+
+    settings.ATTACHMENT_MEDIA_TYPES = ["image/png", "Text/CSV", "video/x-unknown"]
+    [warning] = media_types_can_be_checked(None)
+    assert warning.id == "attachments.W001"
+    assert "video/x-unknown" in warning.msg and "image/png" not in warning.msg
+
+    settings.ATTACHMENT_MEDIA_TYPES = ["image/png", "audio/wav", "image/heif", "text/csv"]
+    assert media_types_can_be_checked(None) == []

@@ -141,7 +141,7 @@ def test_text_is_served_as_a_download(api):
 
     assert response.status_code == 200
     assert response.content == data
-    assert response["Content-Type"] == "text/html"
+    assert response["Content-Type"] == "text/html; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="page.html"'
     assert response["Content-Security-Policy"] == "sandbox"
 
@@ -226,4 +226,12 @@ def test_delete_removes_row_and_file(api, media_root, django_capture_on_commit_c
     assert response.status_code == 204
     assert not Attachment.objects.filter(pk=body["id"]).exists()
     assert files.stored_files(media_root) == []
+    assert_not_served(content_client().get(body["url"]))
+
+
+def test_a_lost_file_is_a_404_not_a_500(api):
+    body = upload(api, "dot.png", files.png(), "image/png").json()
+    attachment = Attachment.objects.get(pk=body["id"])
+    attachment.file.storage.delete(attachment.file.name)
+
     assert_not_served(content_client().get(body["url"]))
