@@ -93,3 +93,22 @@ def test_a_declared_charset_is_honoured():
     )
     assert response.status_code == 201, response.content
     assert get_user_model().objects.filter(username="zoë").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/auth/register/", {"username": "nul\u0000l", "password": "a-long-passphrase-42"}),
+        ("/api/chat/conversations/", {"title": "before\u0000after"}),
+        ("/api/chat/stream/", {"message": "hello\u0000world"}),
+    ],
+    ids=["register", "conversation-title", "chat-message"],
+)
+def test_nul_characters_in_text_are_400_and_nothing_is_saved(user, path, body):
+    """PostgreSQL cannot store U+0000 in text: refused as invalid input, not a 500 at save."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=bearer(user))
+    response = post(client, path, json.dumps(body).encode())
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert_nothing_saved()
