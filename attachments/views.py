@@ -15,10 +15,12 @@ from accounts.authentication import StatelessJWTAuthentication
 from . import media_types, services
 from .selectors import attachment_for_signature, attachment_of, read_bytes
 from .serializers import AttachmentSerializer, AttachmentUploadSerializer
+from .throttling import AttachmentRateThrottle
 
 
 class AttachmentUploadView(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [AttachmentRateThrottle]
 
     @extend_schema(
         summary="Upload a file to attach to a chat message",

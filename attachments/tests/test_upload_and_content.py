@@ -235,3 +235,23 @@ def test_a_lost_file_is_a_404_not_a_500(api):
     attachment.file.storage.delete(attachment.file.name)
 
     assert_not_served(content_client().get(body["url"]))
+
+
+def test_uploads_are_rate_limited_per_user(api, other_user, settings, media_root):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.ATTACHMENT_RATE_LIMIT = "2/m"
+    assert upload(api, "a.png", files.png(), "image/png").status_code == 201
+    assert upload(api, "b.png", files.png(), "image/png").status_code == 201
+
+    refused = upload(api, "c.png", files.png(), "image/png")
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused["Retry-After"]) >= 1
+    assert Attachment.objects.count() == 2 and len(files.stored_files(media_root)) == 2
+    mallory = APIClient()
+    mallory.credentials(HTTP_AUTHORIZATION=bearer(other_user))
+    assert upload(mallory, "m.png", files.png(), "image/png").status_code == 201  # per user
+    cache.clear()
