@@ -1,5 +1,5 @@
-"""The prompts of the six seed patterns (`seeds/001_*.txt`), word for word where the seed has one,
-as functions of their inputs. Additions beyond the seed are marked."""
+"""The prompts of the six patterns, word for word where their guide has one, as functions of their
+inputs (provenance: docs/agent-patterns.md). Additions beyond the guide are marked."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ Calculate an overall score and prioritize actions by importance and effort."""
 
 # --- 4. Orchestrator-worker ---------------------------------------------------------------------
 def plan_feature(feature: str, max_tasks: int) -> str:
-    # Beyond the seed: the task count is bounded.
+    # Beyond the guide: the task count is bounded.
     return f"""Create a detailed implementation plan for: {feature}
 
 Break down into specific, actionable tasks with dependencies and estimates.
@@ -106,7 +106,7 @@ Use at most {max_tasks} tasks."""
 
 
 def execute_task(feature: str, task: BaseModel) -> str:
-    # Beyond the seed: the worker is told which feature and which task id it works on.
+    # Beyond the guide: the worker is told which feature and which task id it works on.
     return f"""Execute this task: {task.title} - {task.description}
 
 Task id: {task.id}
@@ -184,7 +184,7 @@ Make sure to:
 
 
 def write_solution(problem: str, worked_answer: str, tool_calls: list[dict[str, Any]]) -> str:
-    # Beyond the seed: the tool loop and the structured answer are two calls, so the second one
+    # Beyond the guide: the tool loop and the structured answer are two calls, so the second one
     # is given the transcript of the first (Gemini cannot mix function calling and JSON mode).
     return f"""Solve this math problem step by step: {problem}
 

@@ -1,6 +1,6 @@
-"""Pydantic models for every schema of the six seed patterns (`seeds/001_*.txt`), with the seed's
-constraints: scores 1..10, enums as Literal. They are the response schemas sent to the model and
-the validators of what comes back."""
+"""Pydantic models for every schema of the six patterns, with their guide's constraints: scores
+1..10, enums as Literal (provenance: docs/agent-patterns.md). They are the response schemas sent
+to the model and the validators of what comes back."""
 
 from __future__ import annotations
 

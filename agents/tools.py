@@ -2,8 +2,9 @@
 
 Both are real: `calculate` evaluates arithmetic with the bounded evaluator of `agents.calculator`
 (off the event loop, with a time limit), and `validateAnswer` recomputes the answer independently
-and compares it, instead of the seed's hard-coded `isValid: true`. A refused or failed calculation
-raises, which the provider turns into a tool error the model sees."""
+and compares it, instead of the hard-coded `isValid: true` of the patterns' guide
+(docs/agent-patterns.md). A refused or failed calculation raises, which the provider turns into a
+tool error the model sees."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 from typing import Any
 
 from llm import Tool
+from llm.offline import find_expression
 
 from .calculator import CalculationError, Number, evaluate
 from .schemas import CalculateArgs, ValidateAnswerArgs
@@ -21,9 +23,6 @@ CALCULATION_TIMEOUT_S = 1.0
 ANSWER_NAMES = ("x", "answer")
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-# Runs of characters that can form an arithmetic expression, for finding one in a word problem.
-_ARITHMETIC_RUN = re.compile(r"[\d\s.+\-*/^%()]+")
-_HAS_OPERATOR = re.compile(r"[\d)]\s*(?:\*\*|//|[-+*/^%])\s*[-(]*\d")
 
 
 async def calculate_in_time(expression: str, names: dict[str, Number] | None = None) -> Number:
@@ -62,21 +61,6 @@ def _agrees(expected: float, proposed: float, decimals: int | None) -> bool:
         return True
     # An answer given to N decimals agrees with the value rounded to N decimals.
     return decimals is not None and abs(expected - proposed) <= 0.5 * 10**-decimals + 1e-12
-
-
-def _expression_in(problem: str) -> str | None:
-    """The longest stretch of `problem` that evaluates as arithmetic with at least one operator."""
-    candidates = sorted(
-        (run.strip() for run in _ARITHMETIC_RUN.findall(problem)), key=len, reverse=True
-    )
-    for candidate in candidates:
-        if _HAS_OPERATOR.search(candidate):
-            try:
-                evaluate(candidate)
-            except CalculationError:
-                continue
-            return candidate
-    return None
 
 
 async def validate_answer(args: ValidateAnswerArgs) -> dict[str, Any]:
@@ -118,8 +102,14 @@ async def validate_answer(args: ValidateAnswerArgs) -> dict[str, Any]:
             expression = method
         except CalculationError:
             expression = None
-    expression = expression or _expression_in(args.originalProblem)
-    if expression is None:
+    # Without a usable method, the problem's own arithmetic, found by the one expression finder
+    # the project has (the offline provider's, which picks what its `calculate` call computes).
+    expression = expression or find_expression(args.originalProblem)
+    try:
+        expected = None if expression is None else float(await calculate_in_time(expression))
+    except CalculationError:
+        expected = None
+    if expression is None or expected is None:
         return {
             **report,
             "isValid": False,
@@ -128,7 +118,6 @@ async def validate_answer(args: ValidateAnswerArgs) -> dict[str, Any]:
                 "to the answer, or as an equation in x."
             ),
         }
-    expected = float(await calculate_in_time(expression))
     valid = _agrees(expected, proposed, decimals)
     return {
         **report,

@@ -40,8 +40,8 @@ async def run(ctx: RunContext) -> TranslationResult:
             model=ctx.complex,
         )
 
-    # Beyond the seed: an improvement can score lower than what it replaced, so the final
-    # translation is the best-scoring one (the latest among equals).
+    # Beyond the guide (docs/agent-patterns.md): an improvement can score lower than what it
+    # replaced, so the final translation is the best-scoring one (the latest among equals).
     best = max(reversed(iterations), key=lambda iteration: iteration.evaluation.score)
     return await ctx.final(
         "OptimizationSummary",

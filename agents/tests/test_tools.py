@@ -17,7 +17,7 @@ from agents.tools import calculate, validate_answer
     ("expression", "value"),
     [
         ("2**10", 1024),
-        ("2^10", 1024),  # mathjs-style power, as the seed's calculator took it
+        ("2^10", 1024),  # a power, as in mathjs (docs/agent-patterns.md)
         ("(3 + 4) * 2 - 10 / 4", 11.5),
         ("17 // 5 + 17 % 5", 5),
         ("sqrt(16) + abs(-2) + max(1, 7, 3)", 13),
@@ -150,6 +150,9 @@ async def test_validate_answer_recomputes(problem, answer, method, valid):
 
 async def test_validate_answer_without_anything_to_check_is_not_valid():
     report = await check("How many apples are left?", "5", "by counting")
+    assert report["isValid"] is False
+    assert "Nothing to recompute" in report["reason"]
+    report = await check("What is 1/0?", "0", "")  # found in the problem, but cannot be computed
     assert report["isValid"] is False
     assert "Nothing to recompute" in report["reason"]
     report = await check("What is 2+2?", "four", "2+2")
