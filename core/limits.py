@@ -25,8 +25,6 @@ from typing import Any
 
 from django.conf import settings
 
-from .errors import error_body
-
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
@@ -109,6 +107,9 @@ def _int(value: bytes) -> int:
 
 
 async def _refuse(scope: Scope, send, limit: int) -> None:
+    # Imported here: chatbackend.asgi imports this module before Django is set up.
+    from .errors import error_body
+
     body = json.dumps(
         error_body(
             "request_too_large",
