@@ -93,8 +93,12 @@ class AttachmentContentView(APIView):
             attachment.filename or f"{attachment.pk}{extension}",
         )
         response["X-Content-Type-Options"] = "nosniff"
-        # Opened as a page (an HTML or SVG-like file), it runs no script and has no origin.
-        response["Content-Security-Policy"] = "sandbox"
+        if attachment.media_type != "application/pdf":
+            # Opened as a page, a file runs no script and has no origin. Not for a PDF: Chrome
+            # refuses to start its PDF viewer in a sandboxed document (no sandbox token allows
+            # it), and with its type fixed and nosniff the bytes can only render as a PDF, whose
+            # viewer runs isolated from this origin.
+            response["Content-Security-Policy"] = "sandbox"
         # The bytes never change; only the owner's browser may keep them, while the URL is valid.
         patch_cache_control(response, private=True, max_age=settings.ATTACHMENT_URL_TTL_S)
         return response

@@ -255,3 +255,16 @@ def test_uploads_are_rate_limited_per_user(api, other_user, settings, media_root
     mallory.credentials(HTTP_AUTHORIZATION=bearer(other_user))
     assert upload(mallory, "m.png", files.png(), "image/png").status_code == 201  # per user
     cache.clear()
+
+
+def test_pdf_is_shown_inline_without_the_sandbox_that_would_block_its_viewer(api):
+    data = files.pdf()
+    url = upload(api, "r.pdf", data, "application/pdf").json()["url"]
+
+    response = content_client().get(url)
+
+    assert response.content == data
+    assert response["Content-Type"] == "application/pdf"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Disposition"] == 'inline; filename="r.pdf"'
+    assert "Content-Security-Policy" not in response
