@@ -50,6 +50,7 @@ class AgentRunAdmin(admin.ModelAdmin):
         "total_tokens",
         "created_at",
         "finished_at",
+        "heartbeat_at",
     ]
     inlines = [AgentStepInline]
 
