@@ -119,3 +119,28 @@ def test_message_admin_page_renders_parts(staff_client, user):
     assert page.status_code == 200
     assert "hello &lt;there&gt;" in page.content.decode()
     assert Attachment.objects.count() == 0
+
+
+@pytest.mark.skipif(
+    "parts" not in {f.name for f in Message._meta.get_fields()},
+    reason="Message.parts is not in the model yet",
+)
+def test_conversation_page_shows_stored_parts(staff_client, user):
+    image = services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    conversation = Conversation.objects.create(user=user, title="t")
+    Message.objects.create(
+        conversation=conversation,
+        position=0,
+        role="user",
+        content="what is <this>?",
+        parts=[
+            {"type": "file", "mediaType": "image/png", "attachmentId": str(image.id)},
+            {"type": "text", "text": "what is <this>?"},
+        ],
+    )
+
+    page = staff_client.get(f"/admin/chat/conversation/{conversation.id}/change/").content.decode()
+
+    [thumbnail] = content_urls(page)
+    assert Client().get(thumbnail).content == files.png()
+    assert "what is &lt;this&gt;?" in page
