@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from core.hub import Hub, HubConfig, get_hub
+from core.hub import Hub, HubConfig, aclose_hub, get_hub
 from tests.polling import eventually_async
 
 REDIS_DB = 7  # this test module's own Redis database (see the hub brief)
@@ -239,8 +239,6 @@ async def test_get_hub_is_one_per_loop_and_follows_the_settings(backend_settings
         rebuilt = get_hub()
         assert rebuilt is not hub and rebuilt.config.grace_s == 1.5
     finally:
-        from core.hub import aclose_hub
-
         await aclose_hub()
         await hub.aclose()
 
