@@ -50,7 +50,12 @@ def test_example_from_gemini_openapi_schema():
 
 
 def test_example_for_nested_models():
-    assert isinstance(build_example(Review), Review)
+    review = build_example(Review, text_for=lambda field: f"<{field}>")
+
+    assert (review.summary, review.verdict, review.note) == ("<summary>", "approve", "<note>")
+    assert review.confidence == 0.75
+    assert [(f.title, f.severity, f.score) for f in review.findings] == [("<title>", "low", 8)] * 2
+    assert review.tags == ["<tag>", "<tag>"]
 
 
 def test_parse_partial():
