@@ -8,6 +8,7 @@ import binascii
 import hashlib
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes, urlsplit
 from uuid import UUID
 
@@ -22,6 +23,13 @@ from . import media_types
 from .models import Attachment
 from .selectors import file_parts  # a read, defined with the selectors; callers find it here too
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+    from rest_framework_simplejwt.models import TokenUser
+
+    #: Only the id is used: a stream's token user does as well as a loaded user.
+    User = AbstractBaseUser | TokenUser
+
 __all__ = [
     "attachment_from_part",
     "check_size",
@@ -30,8 +38,8 @@ __all__ = [
     "file_parts",
 ]
 
-# Control characters (and path separators) never belong in a name that is shown and sent back in
-# a Content-Disposition header.
+# Control characters never belong in a name that is shown and sent back in a Content-Disposition
+# header (path separators are dealt with by keeping only the last component).
 _UNSAFE_IN_FILENAME = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -55,7 +63,9 @@ def _clean_filename(filename: str) -> str:
     return _UNSAFE_IN_FILENAME.sub("", name).strip()[:255]
 
 
-def create_attachment(*, user, data: bytes, media_type: str, filename: str = "") -> Attachment:
+def create_attachment(
+    *, user: User, data: bytes, media_type: str, filename: str = ""
+) -> Attachment:
     """Store `data` for `user` (a user or a JWT's `TokenUser`: only its id is used)."""
     media_type = media_types.normalize(media_type)
     if media_type in media_types.UNSPECIFIED:
@@ -118,7 +128,7 @@ def _data_url_bytes(url: str, declared: str) -> tuple[bytes, str]:
     return data, declared or url_type
 
 
-def _own_attachment(user, attachment_id) -> Attachment:
+def _own_attachment(user: User, attachment_id: UUID) -> Attachment:
     attachment = Attachment.objects.filter(pk=attachment_id, user_id=user.pk).first()
     if attachment is None:
         # The same answer for another user's attachment as for none at all: nothing leaks.
@@ -126,7 +136,7 @@ def _own_attachment(user, attachment_id) -> Attachment:
     return attachment
 
 
-def attachment_from_part(*, user, part: dict) -> Attachment:
+def attachment_from_part(*, user: User, part: dict) -> Attachment:
     """The attachment a `useChat` file part (`{"type": "file", "mediaType", "url", "filename"?}`)
     carries: a `data:` URL is stored now; the URL of an earlier upload of this user (its signed
     content URL, even expired, or `/api/chat/attachments/<id>/`) is that upload. Remote URLs are
@@ -164,7 +174,7 @@ def attachment_from_part(*, user, part: dict) -> Attachment:
     raise ServiceError("The file part's url is neither a data: URL nor an uploaded attachment.")
 
 
-def delete_attachments(*, ids: Iterable[UUID | str], user=None) -> int:
+def delete_attachments(*, ids: Iterable[UUID | str], user: User | None = None) -> int:
     """Delete these attachments (only `user`'s, when given) and their stored files; how many rows
     went. The files go once the deletion is committed (`attachments.models.delete_stored_file`)."""
     valid_ids = [i for i in ids if _is_uuid(i)]
@@ -176,7 +186,7 @@ def delete_attachments(*, ids: Iterable[UUID | str], user=None) -> int:
     return deleted
 
 
-def _is_uuid(value) -> bool:
+def _is_uuid(value: object) -> bool:
     if isinstance(value, UUID):
         return True
     try:
