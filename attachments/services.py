@@ -21,7 +21,10 @@ from core.errors import ServiceError
 
 from . import media_types
 from .models import Attachment
-from .selectors import file_parts  # a read, defined with the selectors; callers find it here too
+
+# Defined where they belong (a read; URL signing), and found here too by callers of the services.
+from .selectors import file_parts
+from .signing import signed_url
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -36,6 +39,7 @@ __all__ = [
     "create_attachment",
     "delete_attachments",
     "file_parts",
+    "signed_url",
 ]
 
 # Control characters never belong in a name that is shown and sent back in a Content-Disposition
