@@ -101,7 +101,7 @@ class GeminiProvider:
             self._chat_config["thinkingConfig"] = thinking
         #: FilePart.key -> (fileData part, when to stop using it: time.time())
         self._files: dict[str, tuple[dict[str, Any], float]] = {}
-        self._uploads: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._uploads: dict[str, asyncio.Future[dict[str, Any]]] = {}  # uploads under way
         self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
 
     def __repr__(self) -> str:  # never show the key
@@ -154,34 +154,37 @@ class GeminiProvider:
         return part
 
     async def _uploaded(self, file: FilePart) -> dict[str, Any]:
-        """The fileData part for `file`: cached, being uploaded by another call, or uploaded now."""
+        """The fileData part for `file`: cached, being uploaded for another call, or uploaded now.
+        The upload runs as its own task, so a caller that is cancelled does not cancel it for
+        the others waiting on it (nor lose the cached uri)."""
         cached = self._files.get(file.key)
         if cached is not None and cached[1] > time.time():
             return cached[0]
-        pending = self._uploads.get(file.key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._uploads[file.key] = future
-        try:
-            uploaded = await self.transport.upload(
-                file.data, mime_type=file.media_type, display_name=file.filename
-            )
-            part = wire.file_data_part(uploaded.uri or "", uploaded.mime_type or file.media_type)
-            expires = time.time() + FILE_LIFETIME_S
-            if uploaded.expiration_time is not None:
-                expires = min(expires, uploaded.expiration_time.timestamp())
-            if len(self._files) >= _FILE_CACHE_SIZE:
-                self._files.pop(next(iter(self._files)))
-            self._files[file.key] = (part, expires - FILE_MARGIN_S)
-            future.set_result(part)
-            return part
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            self._uploads.pop(file.key, None)
+        task = self._uploads.get(file.key)
+        if task is None:
+            task = asyncio.ensure_future(self._upload(file))
+            self._uploads[file.key] = task
+            task.add_done_callback(lambda done: self._upload_done(file.key, done))
+        return await asyncio.shield(task)
+
+    def _upload_done(self, key: str, task: asyncio.Future[dict[str, Any]]) -> None:
+        if self._uploads.get(key) is task:
+            del self._uploads[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here: every caller waiting on it may have left
+
+    async def _upload(self, file: FilePart) -> dict[str, Any]:
+        uploaded = await self.transport.upload(
+            file.data, mime_type=file.media_type, display_name=file.filename
+        )
+        part = wire.file_data_part(uploaded.uri or "", uploaded.mime_type or file.media_type)
+        expires = time.time() + FILE_LIFETIME_S
+        if uploaded.expiration_time is not None:
+            expires = min(expires, uploaded.expiration_time.timestamp())
+        if len(self._files) >= _FILE_CACHE_SIZE:
+            self._files.pop(next(iter(self._files)))
+        self._files[file.key] = (part, expires - FILE_MARGIN_S)
+        return part
 
     # one model call ------------------------------------------------------------------------------
     async def _events(self, model: str, body: dict[str, Any]) -> AsyncIterator[StreamEvent]:

@@ -168,7 +168,7 @@ def map_error(exc: BaseException) -> LLMError:
             error = ModelRequestRejected(detail)
     elif isinstance(exc, _TRANSPORT_ERRORS):
         error = ModelUnavailable(f"{type(exc).__name__}: {exc}")
-    elif isinstance(exc, genai_errors.UnknownApiResponseError | ValueError):
+    elif isinstance(exc, genai_errors.UnknownApiResponseError | json.JSONDecodeError):
         error = ModelUnavailable(f"Unreadable response: {str(exc)[:200]}")
     else:
         logger.error("unexpected error from google-genai", exc_info=exc)
