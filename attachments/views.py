@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.authentication import StatelessJWTAuthentication
 
 from . import media_types, services
+from .models import Attachment
 from .selectors import attachment_for_signature, attachment_of, read_bytes
 from .serializers import AttachmentSerializer, AttachmentUploadSerializer
 from .throttling import AttachmentRateThrottle
@@ -81,24 +82,29 @@ class AttachmentContentView(APIView):
             signature=request.query_params.get("s", ""),
             viewer_id=request.user.pk if request.user is not None else None,
         )
-        # Whole, not a FileResponse: under ASGI Django reads a file iterator into a list anyway
-        # (StreamingHttpResponse.__aiter__), and attachments are at most ATTACHMENT_MAX_BYTES.
-        content_type = attachment.media_type
-        if media_types.is_text(content_type):
-            content_type += "; charset=utf-8"  # create_attachment checked that it is
-        response = HttpResponse(read_bytes(attachment), content_type=content_type)
-        extension = media_types.extension_for(attachment.media_type)
-        response["Content-Disposition"] = content_disposition_header(
-            not media_types.shown_inline(attachment.media_type),
-            attachment.filename or f"{attachment.pk}{extension}",
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        if attachment.media_type != "application/pdf":
-            # Opened as a page, a file runs no script and has no origin. Not for a PDF: Chrome
-            # refuses to start its PDF viewer in a sandboxed document (no sandbox token allows
-            # it), and with its type fixed and nosniff the bytes can only render as a PDF, whose
-            # viewer runs isolated from this origin.
-            response["Content-Security-Policy"] = "sandbox"
-        # The bytes never change; only the owner's browser may keep them, while the URL is valid.
-        patch_cache_control(response, private=True, max_age=settings.ATTACHMENT_URL_TTL_S)
-        return response
+        return content_response(attachment)
+
+
+def content_response(attachment: Attachment) -> HttpResponse:
+    """The stored bytes, with the headers that keep them from acting as a page of this site."""
+    # Whole, not a FileResponse: under ASGI Django reads a file iterator into a list anyway
+    # (StreamingHttpResponse.__aiter__), and attachments are at most ATTACHMENT_MAX_BYTES.
+    content_type = attachment.media_type
+    if media_types.is_text(content_type):
+        content_type += "; charset=utf-8"  # create_attachment checked that it is
+    response = HttpResponse(read_bytes(attachment), content_type=content_type)
+    extension = media_types.extension_for(attachment.media_type)
+    response["Content-Disposition"] = content_disposition_header(
+        not media_types.shown_inline(attachment.media_type),
+        attachment.filename or f"{attachment.pk}{extension}",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    if attachment.media_type != "application/pdf":
+        # Opened as a page, a file runs no script and has no origin. Not for a PDF: Chrome
+        # refuses to start its PDF viewer in a sandboxed document (no sandbox token allows
+        # it), and with its type fixed and nosniff the bytes can only render as a PDF, whose
+        # viewer runs isolated from this origin.
+        response["Content-Security-Policy"] = "sandbox"
+    # The bytes never change; only the owner's browser may keep them, while the URL is valid.
+    patch_cache_control(response, private=True, max_age=settings.ATTACHMENT_URL_TTL_S)
+    return response

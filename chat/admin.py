@@ -100,6 +100,10 @@ class MessageInline(admin.TabularInline):
     def shown_parts(self, obj):
         return render_parts(obj)
 
+    def get_queryset(self, request):
+        # render_parts signs file URLs for the conversation's owner: one query, not one a row.
+        return super().get_queryset(request).select_related("conversation")
+
     def has_add_permission(self, request, obj=None):
         return False
 
