@@ -18,6 +18,14 @@ class Conversation(models.Model):
         blank=True,
         help_text="The chat id a Vercel AI SDK useChat client made for this conversation.",
     )
+    # NULL, not '': unique per user only when given.
+    client_first_message_id = models.CharField(  # noqa: DJ001
+        max_length=200,
+        null=True,
+        blank=True,
+        help_text="Idempotency-Key of the message that started the conversation: a resend of it "
+        "does not start another one.",
+    )
     summary = models.TextField(
         blank=True, help_text="Older turns folded into a summary to keep the history in budget."
     )
@@ -36,7 +44,12 @@ class Conversation(models.Model):
                 fields=["user", "client_chat_id"],
                 condition=Q(client_chat_id__isnull=False),
                 name="unique_client_chat_id_per_user",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["user", "client_first_message_id"],
+                condition=Q(client_first_message_id__isnull=False),
+                name="unique_first_message_id_per_user",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -62,7 +75,12 @@ class Message(models.Model):
     # Order within the conversation: messages saved in the same instant still sort stably.
     position = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=Role.choices)
-    content = models.TextField(blank=True)
+    content = models.TextField(blank=True, help_text="The text parts, joined.")
+    parts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The message as UIMessage parts: text, reasoning, file, source-url.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -78,6 +96,8 @@ class Message(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: Stamped by the process generating the reply while it runs (`core.liveness`), text or not.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["conversation", "position"]
@@ -97,6 +117,12 @@ class Message(models.Model):
                 fields=["conversation", "client_message_id"],
                 condition=Q(client_message_id__isnull=False),
                 name="unique_client_message_id_per_conversation",
+            ),
+            # One generation per conversation at a time, whatever the races between requests.
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status="streaming"),
+                name="one_streaming_reply_per_conversation",
             ),
         ]
 

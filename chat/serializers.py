@@ -4,9 +4,20 @@ from rest_framework import serializers
 from .models import Conversation, Message
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings: DRF's would store `1e999999` as "inf"."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
 class ConversationSerializer(serializers.ModelSerializer):
     message_count = serializers.IntegerField(read_only=True)
-    system_prompt = serializers.CharField(
+    system_prompt = StrictCharField(
         write_only=True,
         required=False,
         allow_blank=True,
@@ -20,6 +31,11 @@ class ConversationSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at", "message_count"]
         extra_kwargs = {"title": {"required": False, "allow_blank": False, "max_length": 200}}
 
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "title" in data and not isinstance(data["title"], str):
+            raise serializers.ValidationError({"title": ["Must be a string."]})
+        return super().to_internal_value(data)
+
 
 class MessageSerializer(serializers.ModelSerializer):
     class Meta:
@@ -28,6 +44,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "id",
             "role",
             "content",
+            "parts",
             "status",
             "model",
             "input_tokens",
@@ -40,14 +57,25 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class UIMessagePartSerializer(serializers.Serializer):
-    type = serializers.CharField()
-    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    type = StrictCharField(max_length=100)
+    text = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
+    # file parts
+    mediaType = StrictCharField(required=False, max_length=200)
+    url = StrictCharField(required=False, allow_blank=True)
+    filename = StrictCharField(required=False, allow_blank=True, max_length=255)
+
+
+class FilePartSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["file"], required=False)
+    mediaType = StrictCharField(max_length=200)
+    url = StrictCharField()
+    filename = StrictCharField(required=False, allow_blank=True, max_length=255)
 
 
 class UIMessageSerializer(serializers.Serializer):
     """A Vercel AI SDK UIMessage, as `useChat` sends it (only the fields the server reads)."""
 
-    id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    id = StrictCharField(max_length=200, required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=["user", "assistant", "system"])
     parts = UIMessagePartSerializer(many=True, required=False)
 
@@ -56,15 +84,17 @@ class ChatStreamRequestSerializer(serializers.Serializer):
     """Either the simple body {message, conversation_id?} or a `useChat` body
     {id, messages, trigger, messageId?}."""
 
-    message = serializers.CharField(required=False, trim_whitespace=False)
+    message = StrictCharField(required=False, trim_whitespace=False, allow_blank=True)
+    files = FilePartSerializer(many=True, required=False)
+    webSearch = serializers.BooleanField(required=False, default=False)
     conversation_id = serializers.UUIDField(required=False, allow_null=True)
     conversationId = serializers.UUIDField(required=False, allow_null=True)
-    id = serializers.CharField(required=False, max_length=200)
+    id = StrictCharField(required=False, max_length=200)
     messages = UIMessageSerializer(many=True, required=False)
     trigger = serializers.ChoiceField(
         choices=["submit-message", "regenerate-message"], required=False
     )
-    messageId = serializers.CharField(required=False, max_length=200, allow_null=True)
+    messageId = StrictCharField(required=False, max_length=200, allow_null=True)
 
     def validate(self, attrs):
         regenerate = attrs.get("trigger") == "regenerate-message"
@@ -74,16 +104,30 @@ class ChatStreamRequestSerializer(serializers.Serializer):
             if not user_messages and not regenerate:
                 raise serializers.ValidationError({"messages": ["No user message to answer."]})
             last = user_messages[-1] if user_messages else {}
-            text = "".join(
-                part.get("text", "") for part in last.get("parts", []) if part["type"] == "text"
-            )
+            parts = last.get("parts", [])
+            text = "".join(part.get("text", "") for part in parts if part["type"] == "text")
+            files = [
+                {k: v for k, v in part.items() if k in ("type", "mediaType", "url", "filename")}
+                for part in parts
+                if part["type"] == "file"
+            ]
+            for part in files:
+                if not part.get("mediaType") or not part.get("url"):
+                    raise serializers.ValidationError(
+                        {"messages": ["A file part needs its mediaType and url."]}
+                    )
             client_message_id = last.get("id") or None
         else:
             text = attrs.get("message")
             if text is None:
                 raise serializers.ValidationError({"message": ["This field is required."]})
-        if not regenerate and not text.strip():
+            files = [{"type": "file", **part} for part in attrs.get("files", [])]
+        if not regenerate and not text.strip() and not files:
             raise serializers.ValidationError({"message": ["The message is empty."]})
+        if len(files) > settings.CHAT_MAX_FILES:
+            raise serializers.ValidationError(
+                {"files": [f"At most {settings.CHAT_MAX_FILES} files per message."]}
+            )
         limit = settings.CHAT_MAX_MESSAGE_CHARS
         if len(text) > limit:
             raise serializers.ValidationError(
@@ -96,4 +140,6 @@ class ChatStreamRequestSerializer(serializers.Serializer):
             "chat_id": attrs.get("id"),
             "client_message_id": client_message_id,
             "regenerate": regenerate,
+            "files": files,
+            "web_search": attrs.get("webSearch", False),
         }

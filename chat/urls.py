@@ -14,5 +14,20 @@ urlpatterns = [
         views.ConversationMessagesView.as_view(),
         name="conversation-messages",
     ),
+    path(
+        "conversations/<uuid:pk>/stream/",
+        views.ResumeStreamView.as_view(),
+        name="conversation-stream",
+    ),
+    path(
+        "conversations/<uuid:pk>/stop/",
+        views.StopGenerationView.as_view(),
+        name="conversation-stop",
+    ),
     path("stream/", views.ChatStreamView.as_view(), name="chat-stream"),
+    # The AI SDK's docs write `api: "/api/chat/stream"`: answered the same, never redirected (a
+    # redirected POST becomes a GET).
+    path("stream", views.ChatStreamView.as_view(), name="chat-stream-no-slash"),
+    # useChat's resumeStream(): GET `${api}/${chatId}/stream`.
+    path("stream/<str:chat_id>/stream", views.ResumeStreamView.as_view(), name="chat-resume"),
 ]

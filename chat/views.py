@@ -6,13 +6,14 @@ from rest_framework.response import Response
 
 from accounts.authentication import StatelessJWTAuthentication
 from core.db import run_db
-from core.encoders import SimpleStream, UIMessageStream, streaming_response
+from core.errors import Conflict, NotFound
 from core.throttling import ChatRateThrottle
 from core.views import StreamingAPIView
 
-from . import services
-from .selectors import conversations_of, messages_of
+from . import services, streams
+from .selectors import conversations_of, messages_of, running_reply_id
 from .serializers import ChatStreamRequestSerializer, ConversationSerializer, MessageSerializer
+from .turns import TurnKind, start_turn
 
 
 class ConversationListView(generics.ListCreateAPIView):
@@ -35,6 +36,18 @@ class ConversationDetailView(generics.RetrieveUpdateDestroyAPIView):
 
     def get_queryset(self):
         return conversations_of(user=self.request.user)
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        services.update_conversation(
+            conversation=serializer.instance,
+            title=data.get("title"),
+            system_prompt=data.get("system_prompt"),
+        )
+        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+
+    def perform_destroy(self, instance):
+        services.delete_conversation(conversation=instance)
 
 
 class MessagePagination(PageNumberPagination):
@@ -75,9 +88,11 @@ class ChatStreamView(StreamingAPIView):
         description=(
             "Saves the user's message, then streams the model's reply as the Vercel AI SDK UI "
             "message stream v1 (`text/event-stream`), or with `?protocol=simple` as "
-            '`data: {"content": …}` frames. Accepts `{message, conversation_id?}` or a '
-            "`useChat` body `{id, messages, trigger, messageId?}`. Errors found before streaming "
-            "are JSON 4xx responses. Send `Idempotency-Key` to make a resend safe."
+            '`data: {"content": …}` frames. Accepts `{message, conversation_id?, files?, '
+            "webSearch?}` or a `useChat` body `{id, messages, trigger, messageId?, webSearch?}`. "
+            "Errors found before streaming are JSON 4xx responses; 409 "
+            "`generation_in_progress` while another reply of the conversation is generated. "
+            "Send `Idempotency-Key` to make a resend safe."
         ),
         request=ChatStreamRequestSerializer,
         parameters=[
@@ -93,6 +108,7 @@ class ChatStreamView(StreamingAPIView):
             400: OpenApiResponse(description="Invalid body"),
             401: OpenApiResponse(description="No or bad token"),
             404: OpenApiResponse(description="Unknown conversation"),
+            409: OpenApiResponse(description="A reply is being generated in this conversation"),
             429: OpenApiResponse(description="Rate limited (see Retry-After)"),
         },
     )
@@ -102,18 +118,67 @@ class ChatStreamView(StreamingAPIView):
         data = body.validated_data
         idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
         turn = await run_db(
-            services.start_turn,
+            start_turn,
             user_id=request.user.pk,
             text=data["text"],
+            files=data["files"],
             conversation_id=data["conversation_id"],
             chat_id=data["chat_id"],
             client_message_id=idempotency_key or data["client_message_id"],
             regenerate=data["regenerate"],
+            web_search=streams.web_search_wanted(data["web_search"]),
         )
-        events = await services.open_reply(turn)
-        encoder = (
-            SimpleStream()
-            if request.query_params.get("protocol") == "simple"
-            else UIMessageStream()
+        simple = request.query_params.get("protocol") == "simple"
+        if turn.kind is TurnKind.STORED:
+            return streams.stored_reply_response(turn, simple=simple)
+        if turn.kind is TurnKind.RUNNING:
+            response = await streams.listen_response(turn.reply_id, simple=simple)
+            if response is None:  # running in a process this one cannot reach
+                raise Conflict(
+                    "This message's reply is being generated elsewhere.",
+                    code="generation_in_progress",
+                    details={"replyId": str(turn.reply_id)},
+                )
+            return response
+        return await streams.generation_response(turn, simple=simple)
+
+
+class ResumeStreamView(StreamingAPIView):
+    """`GET /api/chat/stream/{chat_id}/stream` (what useChat's `resumeStream()` requests) and
+    `GET /api/chat/conversations/{id}/stream/`: the running reply's stream from its start, or
+    204."""
+
+    authentication_classes = [StatelessJWTAuthentication]
+
+    @extend_schema(
+        summary="Resume the running reply's stream",
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(response=OpenApiTypes.STR),
+            204: OpenApiResponse(description="No reply is being generated"),
+            404: OpenApiResponse(description="Unknown conversation"),
+        },
+    )
+    async def get(self, request, chat_id=None, pk=None):
+        found, reply_id = await run_db(
+            running_reply_id, user_id=request.user.pk, chat_id=str(chat_id or pk)
         )
-        return streaming_response(services.stream_reply(turn, events, encoder), encoder)
+        if not found:
+            raise NotFound("Conversation not found.")
+        response = await streams.listen_response(reply_id) if reply_id else None
+        return response or streams.nothing_running()
+
+
+class StopGenerationView(StreamingAPIView):
+    authentication_classes = [StatelessJWTAuthentication]
+
+    @extend_schema(
+        summary="Stop the running reply",
+        request=None,
+        responses={200: OpenApiResponse(description='{"stopped": true|false}')},
+    )
+    async def post(self, request, pk):
+        found, reply_id = await run_db(running_reply_id, user_id=request.user.pk, chat_id=str(pk))
+        if not found:
+            raise NotFound("Conversation not found.")
+        stopped = await streams.stop(reply_id) if reply_id else False
+        return Response({"stopped": stopped})

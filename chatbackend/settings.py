@@ -248,6 +248,18 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32000)
 AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 20000)
 CHAT_HISTORY_TOKEN_BUDGET = env_int("CHAT_HISTORY_TOKEN_BUDGET", 24000)
 STREAM_CHECKPOINT_S = env_float("STREAM_CHECKPOINT_S", 3.0)
+# A reply's generation belongs to the worker, not to the request: `continue` lets it finish when
+# its client goes away (to be resumed or read later); `cancel` stops it and saves it interrupted.
+CHAT_ON_DISCONNECT = env_str("CHAT_ON_DISCONNECT", "continue").lower()
+if CHAT_ON_DISCONNECT not in {"continue", "cancel"}:
+    raise ImproperlyConfigured("CHAT_ON_DISCONNECT must be 'continue' or 'cancel'.")
+# Offer Gemini's googleSearch tool: when the body asks (`webSearch: true`), always, or never.
+CHAT_WEB_SEARCH = env_str("CHAT_WEB_SEARCH", "request").lower()
+if CHAT_WEB_SEARCH not in {"request", "always", "off"}:
+    raise ImproperlyConfigured("CHAT_WEB_SEARCH must be 'request', 'always' or 'off'.")
+CHAT_MAX_FILES = env_int("CHAT_MAX_FILES", 10)
+# Threads for database bursts of work that outlives its request (generations, heartbeats).
+DB_THREADS = env_int("DB_THREADS", 8)
 # A running reply or agent run whose process stopped beating for this long is marked interrupted
 # (core.liveness).
 STREAM_STALE_S = env_float("STREAM_STALE_S", 30.0)

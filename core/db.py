@@ -1,17 +1,41 @@
-"""Database access from the streaming path without holding a connection while the model talks.
+"""Database access from async code without holding a connection while the model talks.
 
 A stream does its writes in short bursts (save the user turn; checkpoint; save the reply) and waits
-on the model in between, for seconds. `run_db` runs one burst in the request's database thread and
-then gives the connection back to the pool, so hundreds of open streams share a few connections."""
+on the model in between, for seconds. `run_db` runs one burst in a thread and then gives the
+connection back to the pool, so hundreds of open streams share a few connections.
 
+Which thread: inside a request, the request's own database thread (asgiref's thread-sensitive
+mode, as Django runs sync code of that request). Work that outlives its request (a generation, a
+heartbeat) has no request thread; asgiref would send it to one process-wide thread, serialising
+every stream's bursts, so it goes to a small shared pool instead (`DB_THREADS`, default 8). Every
+burst releases its connection, so nothing depends on which thread ran the previous one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.conf import settings
 from django.db import connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _shared_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(
+            max_workers=getattr(settings, "DB_THREADS", 8), thread_name_prefix="db"
+        )
+    return _executor
 
 
 def _call_then_release(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -25,5 +49,11 @@ def _call_then_release(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) ->
 
 
 async def run_db(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run `fn` (sync ORM code) in the request's DB thread, then release the connection."""
-    return await sync_to_async(_call_then_release, thread_sensitive=True)(fn, *args, **kwargs)
+    """Run `fn` (sync ORM code) in a database thread, then release the connection."""
+    if SyncToAsync.thread_sensitive_context.get(None) is not None:
+        return await sync_to_async(_call_then_release, thread_sensitive=True)(fn, *args, **kwargs)
+    call = functools.partial(_call_then_release, fn, *args, **kwargs)
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        _shared_executor(), context.run, call
+    )

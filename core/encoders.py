@@ -37,6 +37,18 @@ class StreamEncoder:
     def text_end(self, text_id: str) -> bytes:
         return b""
 
+    def reasoning_start(self, reasoning_id: str) -> bytes:
+        return b""
+
+    def reasoning_delta(self, reasoning_id: str, delta: str) -> bytes:
+        return b""
+
+    def reasoning_end(self, reasoning_id: str) -> bytes:
+        return b""
+
+    def source_url(self, source_id: str, url: str, title: str = "") -> bytes:
+        return b""
+
     def data(self, name: str, data: Any, *, data_id: str | None = None) -> bytes:
         return b""
 
@@ -83,6 +95,21 @@ class UIMessageStream(StreamEncoder):
     def text_end(self, text_id):
         return _sse({"type": "text-end", "id": text_id})
 
+    def reasoning_start(self, reasoning_id):
+        return _sse({"type": "reasoning-start", "id": reasoning_id})
+
+    def reasoning_delta(self, reasoning_id, delta):
+        return _sse({"type": "reasoning-delta", "id": reasoning_id, "delta": delta})
+
+    def reasoning_end(self, reasoning_id):
+        return _sse({"type": "reasoning-end", "id": reasoning_id})
+
+    def source_url(self, source_id, url, title=""):
+        chunk: dict[str, Any] = {"type": "source-url", "sourceId": source_id, "url": url}
+        if title:
+            chunk["title"] = title
+        return _sse(chunk)
+
     def data(self, name, data, *, data_id=None):
         chunk: dict[str, Any] = {"type": f"data-{name}"}
         if data_id is not None:
@@ -127,6 +154,26 @@ class SimpleStream(StreamEncoder):
 
     def done(self):
         return b"data: [DONE]\n\n"
+
+    def from_ui(self, frames: bytes) -> bytes:
+        """The same stream in this format, from UI message stream frames (one or several): a
+        generation publishes one format, the UI stream; a client that asked for the simple one
+        gets its text, errors and end."""
+        out = []
+        for frame in frames.split(b"\n\n"):
+            if not frame.startswith(b"data: "):
+                continue
+            payload = frame[6:]
+            if payload == b"[DONE]":
+                out.append(self.done())
+                continue
+            chunk = json.loads(payload)
+            kind = chunk.get("type")
+            if kind == "text-delta":
+                out.append(self.text_delta(chunk["id"], chunk["delta"]))
+            elif kind == "error":
+                out.append(self.error(chunk["errorText"]))
+        return b"".join(out)
 
 
 class TextStream(StreamEncoder):

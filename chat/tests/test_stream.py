@@ -428,7 +428,7 @@ def test_first_text_arrives_before_the_model_finishes(
 async def test_history_over_budget_is_folded_into_a_stored_summary(
     client, auth_header, user, gemini_standin, settings
 ):
-    from chat.selectors import estimate_tokens
+    from llm import estimate_tokens
     from tests.gemini_standin import text_reply
 
     settings.CHAT_HISTORY_TOKEN_BUDGET = 400

@@ -1,0 +1,348 @@
+"""The running generation: a reply's stream from the model, owned by the worker process rather
+than by the request that started it.
+
+A generation runs in a task of its own. It asks the model, encodes each event once as a UI message
+stream frame, publishes the frame to its channel (`core.hub`) for every listener — the POST that
+started it first, then any resume (`GET .../stream`) here or, through Redis, on another host —,
+checkpoints the reply while it streams, stamps its heartbeat (`core.liveness`) and saves the reply
+once at the end: complete, `error`, or `interrupted` when stopped (the stop endpoint, SIGTERM, or
+the starting client leaving with CHAT_ON_DISCONNECT=cancel). A client that merely goes away does
+not stop it (CHAT_ON_DISCONNECT=continue)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core import liveness
+from core.db import run_db
+from core.encoders import UIMessageStream
+from core.hub import Channel, get_hub
+from llm import (
+    FilePart,
+    LLMError,
+    ReasoningDelta,
+    Source,
+    StreamFinish,
+    TextDelta,
+    Usage,
+    get_provider,
+)
+from usage.services import save_usage
+
+from .history import history_within_budget
+from .models import Message
+from .turns import Turn
+
+logger = logging.getLogger(__name__)
+
+LIVENESS_KIND = "chat.reply"
+
+#: This process's running generations, by reply id (for shutdown, and `cancel` on disconnect).
+_running: dict[uuid.UUID, Generation] = {}
+
+
+class ReplyParts:
+    """The reply as it grows: its text, its reasoning, its sources, as UIMessage parts."""
+
+    __slots__ = ("reasoning", "sources", "text")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.sources: list[dict] = []
+
+    @property
+    def content(self) -> str:
+        return "".join(self.text)
+
+    def as_list(self) -> list[dict]:
+        parts: list[dict] = []
+        if self.reasoning:
+            parts.append({"type": "reasoning", "text": "".join(self.reasoning)})
+        if self.text:
+            parts.append({"type": "text", "text": self.content})
+        parts.extend(self.sources)
+        return parts
+
+
+# Database bursts ---------------------------------------------------------------------------------
+def checkpoint_reply(*, reply_id: uuid.UUID, content: str, parts: list[dict]) -> None:
+    """Save the reply so far while it streams, so a crash loses at most a few seconds of it."""
+    Message.objects.filter(id=reply_id, status=Message.Status.STREAMING).update(
+        content=content, parts=parts, updated_at=timezone.now()
+    )
+
+
+def save_reply(
+    *,
+    turn: Turn,
+    content: str,
+    parts: list[dict],
+    status: str,
+    finish_reason: str = "",
+    model: str = "",
+    usage: Usage | None = None,
+) -> None:
+    """Store the reply's final state and its usage. Only a reply still streaming is updated, so
+    the first writer (completion, stop, shutdown, the stale sweep) wins, and usage is billed
+    once."""
+    fields = {
+        "content": content,
+        "parts": parts,
+        "status": status,
+        "finish_reason": finish_reason,
+        "updated_at": timezone.now(),
+    }
+    if model:
+        fields["model"] = model
+    if usage is not None:
+        fields.update(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+        )
+    with transaction.atomic():
+        updated = Message.objects.filter(id=turn.reply_id, status=Message.Status.STREAMING).update(
+            **fields
+        )
+        if updated and usage is not None:
+            save_usage(
+                user_id=turn.user_id, endpoint="chat", model=model or turn.model, usage=usage
+            )
+
+
+def beat_replies(ids: list) -> None:
+    Message.objects.filter(id__in=ids, status=Message.Status.STREAMING).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+def sweep_stale_replies(stale_before) -> int:
+    """Replies whose generation stopped reporting (its worker died): interrupted, keeping their
+    last checkpoint. A reply that never beat counts from its last update."""
+    from django.db.models import Q
+
+    stale = Q(heartbeat_at__lt=stale_before) | Q(
+        heartbeat_at__isnull=True, updated_at__lt=stale_before
+    )
+    return Message.objects.filter(stale, status=Message.Status.STREAMING).update(
+        status=Message.Status.INTERRUPTED, finish_reason="other", updated_at=timezone.now()
+    )
+
+
+def _load_files(ids: tuple[str, ...]) -> dict[str, FilePart]:
+    from attachments.services import file_parts
+
+    return {str(key): part for key, part in file_parts(ids=list(ids)).items()}
+
+
+# The generation ----------------------------------------------------------------------------------
+class Generation:
+    """One reply being generated in this process. Listeners read its channel."""
+
+    def __init__(self, turn: Turn):
+        self.turn = turn
+        self.key = str(turn.reply_id)
+        self.channel: Channel = get_hub().open(self.key)
+        #: Resolved once the model answered (None), or with the error that ended it before that.
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task | None = None
+
+    def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def _open(self) -> AsyncIterator:
+        """The model's events, once its first one arrived (retries and fallback happen before)."""
+        turn = self.turn
+        history = await history_within_budget(turn)
+        files = await run_db(_load_files, history.file_ids) if history.file_ids else None
+        events = get_provider().stream_chat(
+            history.messages(files), model=turn.model, web_search=turn.web_search
+        )
+        try:
+            first = await anext(events)
+        except BaseException:
+            await events.aclose()
+            raise
+        return first, events
+
+    async def run(self) -> None:
+        turn, channel = self.turn, self.channel
+        encoder = UIMessageStream()
+        publish = channel.publish
+        reply_id = str(turn.reply_id)
+        text_id, reasoning_id = f"text-{reply_id}", f"reasoning-{reply_id}"
+        parts = ReplyParts()
+        open_block: str | None = None  # "text" or "reasoning": the part being streamed
+        finish: StreamFinish | None = None
+        publish(
+            encoder.start(
+                reply_id,
+                {
+                    "conversationId": str(turn.conversation_id),
+                    "userMessageId": str(turn.user_message_id),
+                },
+            )
+        )
+        watcher = asyncio.ensure_future(channel.stopped.wait())
+        watcher.add_done_callback(lambda _: self.stop() if channel.stopped.is_set() else None)
+
+        def close_block() -> bytes:
+            nonlocal open_block
+            frame = b""
+            if open_block == "text":
+                frame = encoder.text_end(text_id)
+            elif open_block == "reasoning":
+                frame = encoder.reasoning_end(reasoning_id)
+            open_block = None
+            return frame
+
+        async def save(status: str, **fields) -> None:
+            await run_db(
+                save_reply,
+                turn=turn,
+                content=parts.content,
+                parts=parts.as_list(),
+                status=status,
+                **fields,
+            )
+
+        try:
+            with liveness.running(LIVENESS_KIND, turn.reply_id):
+                try:
+                    first, events = await self._open()
+                except LLMError as exc:
+                    await save(Message.Status.ERROR, finish_reason="error")
+                    publish(
+                        encoder.error(exc.safe_message) + encoder.finish("error") + encoder.done()
+                    )
+                    self.ready.set_exception(exc)
+                    return
+                self.ready.set_result(None)
+
+                def handle(event) -> None:
+                    nonlocal open_block, finish
+                    kind = type(event)
+                    if kind is TextDelta:
+                        if open_block != "text":
+                            publish(close_block() + encoder.text_start(text_id))
+                            open_block = "text"
+                        parts.text.append(event.text)
+                        publish(encoder.text_delta(text_id, event.text))
+                    elif kind is ReasoningDelta:
+                        if open_block != "reasoning":
+                            publish(close_block() + encoder.reasoning_start(reasoning_id))
+                            open_block = "reasoning"
+                        parts.reasoning.append(event.text)
+                        publish(encoder.reasoning_delta(reasoning_id, event.text))
+                    elif kind is Source:
+                        parts.sources.append(
+                            {
+                                "type": "source-url",
+                                "sourceId": event.source_id,
+                                "url": event.url,
+                                "title": event.title,
+                            }
+                        )
+                        publish(encoder.source_url(event.source_id, event.url, event.title))
+                    elif kind is StreamFinish:
+                        finish = event
+
+                checkpoint_every = settings.STREAM_CHECKPOINT_S
+                next_checkpoint = time.monotonic() + checkpoint_every
+                try:
+                    async with aclosing(events):
+                        handle(first)
+                        async for event in events:  # the hot loop: one frame, one publish
+                            handle(event)
+                            if time.monotonic() >= next_checkpoint:
+                                await run_db(
+                                    checkpoint_reply,
+                                    reply_id=turn.reply_id,
+                                    content=parts.content,
+                                    parts=parts.as_list(),
+                                )
+                                next_checkpoint = time.monotonic() + checkpoint_every
+                except LLMError as exc:
+                    await save(Message.Status.ERROR, finish_reason="error")
+                    publish(
+                        close_block()
+                        + encoder.error(exc.safe_message)
+                        + encoder.finish("error")
+                        + encoder.done()
+                    )
+                    return
+                finish = finish or StreamFinish(reason="other", usage=Usage(), model=turn.model)
+                await save(
+                    Message.Status.COMPLETE,
+                    finish_reason=finish.reason,
+                    model=finish.model,
+                    usage=finish.usage,
+                )
+                publish(
+                    close_block()
+                    + encoder.finish(finish.reason, {"usage": finish.usage.as_dict()})
+                    + encoder.done()
+                )
+        except asyncio.CancelledError:
+            # Stopped: by the stop endpoint, SIGTERM, or the client leaving in `cancel` mode.
+            await asyncio.shield(save(Message.Status.INTERRUPTED, finish_reason="other"))
+            publish(close_block() + encoder.finish("other") + encoder.done())
+            if not self.ready.done():
+                self.ready.set_result(None)  # stopped before the model answered: a short stream
+            raise
+        except Exception as exc:
+            logger.exception("generation of reply %s failed", reply_id)
+            await asyncio.shield(save(Message.Status.ERROR, finish_reason="error"))
+            publish(
+                close_block()
+                + encoder.error("The reply failed.")
+                + encoder.finish("error")
+                + encoder.done()
+            )
+            if not self.ready.done():
+                self.ready.set_exception(exc)
+        finally:
+            watcher.cancel()
+            channel.close()
+            _running.pop(turn.reply_id, None)
+
+
+async def start_generation(turn: Turn) -> Generation:
+    """Start generating `turn`'s reply and wait until the model answered: an error before its first
+    token (after the provider's retries and fallback) is raised here, so it can still be a JSON
+    error response. The generation's task has a context of its own: it outlives the request."""
+    generation = Generation(turn)
+    _running[turn.reply_id] = generation
+    generation.task = asyncio.get_running_loop().create_task(
+        generation.run(), context=contextvars.Context()
+    )
+    await asyncio.shield(generation.ready)
+    return generation
+
+
+def running_here(reply_id: uuid.UUID) -> Generation | None:
+    return _running.get(reply_id)
+
+
+async def stop_all(timeout_s: float = 10.0) -> None:
+    """Process shutdown: stop every generation here; each saves its reply `interrupted`."""
+    generations = list(_running.values())
+    if not generations:
+        return
+    logger.info("Shutting down: stopping %d running generation(s)", len(generations))
+    for generation in generations:
+        generation.stop()
+    tasks = [g.task for g in generations if g.task is not None]
+    await asyncio.wait(tasks, timeout=timeout_s)

@@ -1,0 +1,410 @@
+"""Generations that outlive their request: one per conversation, resends that never bill twice,
+resume, stop, disconnects, and replies never left `streaming`."""
+
+import asyncio
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import AsyncClient
+from django.utils import timezone
+
+from chat.generation import sweep_stale_replies
+from chat.models import Conversation, Message
+from tests.gemini_standin import text_stream
+from tests.require import require
+from usage.models import UsageRecord
+
+from .streams import parse_sse, read_body, stream
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("gemini_provider_settings"),
+]
+
+
+@pytest.fixture
+def client():
+    return AsyncClient()
+
+
+def post(client, headers, body, *, path="/api/chat/stream/", extra=None):
+    return client.post(
+        path,
+        json.dumps(body),
+        content_type="application/json",
+        headers={"Accept": "text/event-stream", **headers, **(extra or {})},
+    )
+
+
+def deltas(frames):
+    return "".join(f["delta"] for f in frames if isinstance(f, dict) and f["type"] == "text-delta")
+
+
+# --- One generation per conversation ----------------------------------------------------------
+
+
+async def test_a_second_message_while_a_reply_streams_is_409(client, auth_header, gemini_standin):
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["Hel", "lo"], gate=gate))
+    first = await post(client, auth_header, {"message": "Hi"})
+    conversation = await Conversation.objects.aget()
+    running = await Message.objects.aget(role="assistant")
+
+    second = await post(
+        client, auth_header, {"message": "And another", "conversation_id": str(conversation.id)}
+    )
+    regenerate = await post(
+        client,
+        auth_header,
+        {"id": str(conversation.id), "messages": [], "trigger": "regenerate-message"},
+    )
+    gate.set()
+    frames = parse_sse(await read_body(first))
+
+    for response in (second, regenerate):
+        assert response.status_code == 409
+        assert json.loads(response.content)["error"] == {
+            "code": "generation_in_progress",
+            "message": "A reply is being generated in this conversation; wait for it or stop it.",
+            "details": {"replyId": str(running.id)},
+        }
+    assert deltas(frames) == "Hello"
+    assert [m.content async for m in conversation.messages.order_by("position")] == ["Hi", "Hello"]
+    assert len(gemini_standin.requests) == 1
+
+
+async def test_regenerate_with_nothing_to_regenerate_is_400_and_stores_nothing(client, auth_header):
+    response, body = await stream(
+        client, auth_header, {"id": "chat-new", "messages": [], "trigger": "regenerate-message"}
+    )
+    assert response.status_code == 400
+    assert body["error"]["code"] == "nothing_to_regenerate"
+    assert await Conversation.objects.acount() == 0
+    assert await Message.objects.acount() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": 1e300},
+        {"message": 12},
+        {"message": ["a"]},
+        {"message": "hi", "files": [{"mediaType": 5, "url": "data:,x"}]},
+        {
+            "id": "c1",
+            "messages": [{"id": "m", "role": "user", "parts": [{"type": "text", "text": 7}]}],
+        },
+        {
+            "id": 5,
+            "messages": [{"id": "m", "role": "user", "parts": [{"type": "text", "text": "a"}]}],
+        },
+    ],
+)
+async def test_numbers_are_not_text(client, auth_header, body):
+    response, payload = await stream(client, auth_header, body)
+    assert response.status_code == 400
+    assert payload["error"]["code"] == "invalid_request"
+    assert await Message.objects.acount() == 0
+
+
+# --- Resends ----------------------------------------------------------------------------------
+
+
+def _require_postgres():
+    require(
+        connection.vendor == "postgresql",
+        "needs PostgreSQL (DATABASE_URL=postgres://...): SQLite has no row locks",
+    )
+
+
+@pytest.mark.parametrize("continued", [False, True])
+async def test_eight_simultaneous_resends_make_one_reply_one_call_one_bill(
+    client, auth_header, user, gemini_standin, continued
+):
+    _require_postgres()
+    body = {"message": "Once only"}
+    if continued:
+        conversation = await Conversation.objects.acreate(user=user, title="t")
+        body["conversation_id"] = str(conversation.id)
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["One ", "reply"], gate=gate))
+    key = {"Idempotency-Key": "resend-1"}
+
+    async def send():
+        return await post(client, auth_header, body, extra=key)
+
+    tasks = [asyncio.ensure_future(send()) for _ in range(8)]
+    assert await gemini_standin.wait_for(lambda: len(gemini_standin.requests) >= 1)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+    bodies = [parse_sse(await read_body(r)) for r in responses]
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert all(deltas(frames) == "One reply" for frames in bodies), bodies
+    assert await Conversation.objects.acount() == 1
+    assert [m.role async for m in Message.objects.order_by("position")] == ["user", "assistant"]
+    assert len(gemini_standin.requests) == 1
+    assert await UsageRecord.objects.filter(endpoint="chat").acount() == 1
+
+
+async def test_resent_first_message_of_a_new_chat_starts_one_conversation(
+    client, auth_header, gemini_standin
+):
+    gemini_standin.enqueue(text_stream(["Hi ", "there"]))
+    key = {"Idempotency-Key": "first-1"}
+    bodies = []
+    for _ in range(3):
+        response = await post(client, auth_header, {"message": "Hello"}, extra=key)
+        assert response.status_code == 200
+        bodies.append(parse_sse(await read_body(response)))
+    assert [deltas(b) for b in bodies] == ["Hi there"] * 3
+    assert await Conversation.objects.acount() == 1
+    assert await Message.objects.acount() == 2
+    assert len(gemini_standin.requests) == 1
+
+
+async def test_a_resend_while_its_reply_runs_joins_that_generation(
+    client, auth_header, gemini_standin
+):
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["Hel", "lo"], gate=gate))
+    key = {"Idempotency-Key": "join-1"}
+    first = await post(client, auth_header, {"message": "Hi"}, extra=key)
+    again = await post(client, auth_header, {"message": "Hi"}, extra=key)
+    gate.set()
+    one, two = parse_sse(await read_body(first)), parse_sse(await read_body(again))
+    assert one == two
+    assert deltas(two) == "Hello"
+    assert len(gemini_standin.requests) == 1
+
+
+# --- Resume and stop --------------------------------------------------------------------------
+
+
+async def test_resume_is_204_when_nothing_runs_and_404_for_strangers(
+    client, auth_header, user, other_user
+):
+    from conftest import bearer
+
+    conversation = await Conversation.objects.acreate(user=user, title="t")
+    for path in (
+        f"/api/chat/stream/{conversation.id}/stream",
+        f"/api/chat/conversations/{conversation.id}/stream/",
+    ):
+        response = await client.get(path, headers=auth_header)
+        assert response.status_code == 204
+        assert response.content == b""
+        stranger = await client.get(path, headers={"Authorization": bearer(other_user)})
+        assert stranger.status_code == 404
+
+
+async def test_resume_gets_the_whole_reply_from_its_start_then_live(
+    client, auth_header, gemini_standin
+):
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["Hel", "lo ", "world"], gate=gate))
+    first = await post(
+        client,
+        auth_header,
+        {
+            "id": "chat-r",
+            "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "Hi"}]}],
+        },
+    )
+    joined = await client.get("/api/chat/stream/chat-r/stream", headers=auth_header)
+    assert joined.status_code == 200
+    assert joined["Content-Type"] == "text/event-stream"
+    gate.set()
+    original, resumed = parse_sse(await read_body(first)), parse_sse(await read_body(joined))
+    assert resumed == original
+    assert resumed[0]["type"] == "start"
+    assert resumed[-1] == "[DONE]"
+    assert deltas(resumed) == "Hello world"
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.content) == ("complete", "Hello world")
+
+
+async def test_stop_saves_the_partial_reply_interrupted_and_closes_upstream(
+    client, auth_header, gemini_standin
+):
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["Partial ", "never"], gate=gate))
+    first = await post(client, auth_header, {"message": "Hi"})
+    conversation = await Conversation.objects.aget()
+
+    stopped = await client.post(
+        f"/api/chat/conversations/{conversation.id}/stop/", headers=auth_header
+    )
+    frames = parse_sse(await read_body(first))
+    again = await client.post(
+        f"/api/chat/conversations/{conversation.id}/stop/", headers=auth_header
+    )
+    gate.set()
+
+    assert stopped.status_code == 200
+    assert json.loads(stopped.content) == {"stopped": True}
+    assert json.loads(again.content) == {"stopped": False}
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.content) == ("interrupted", "Partial ")
+    assert frames[-2:] == [{"type": "finish", "finishReason": "other"}, "[DONE]"]
+    assert await gemini_standin.wait_for(lambda: gemini_standin.requests[0].finished is not None)
+    assert gemini_standin.requests[0].disconnected
+    assert await UsageRecord.objects.acount() == 0
+
+
+# --- Never left streaming ---------------------------------------------------------------------
+
+
+def test_sweep_interrupts_only_replies_whose_generation_stopped_beating(user):
+    conversation = Conversation.objects.create(user=user, title="t")
+    now = timezone.now()
+    dead = Message.objects.create(
+        conversation=conversation,
+        position=0,
+        role="assistant",
+        status="streaming",
+        content="checkpointed",
+        heartbeat_at=now - timedelta(seconds=90),
+    )
+    other = Conversation.objects.create(user=user, title="u")
+    alive = Message.objects.create(
+        conversation=other,
+        position=0,
+        role="assistant",
+        status="streaming",
+        heartbeat_at=now - timedelta(seconds=5),
+    )
+
+    assert sweep_stale_replies(now - timedelta(seconds=30)) == 1
+
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert (dead.status, dead.content) == ("interrupted", "checkpointed")
+    assert alive.status == "streaming"
+
+
+def test_one_streaming_reply_per_conversation_is_a_database_rule(user):
+    from django.db import IntegrityError, transaction
+
+    conversation = Conversation.objects.create(user=user, title="t")
+    Message.objects.create(
+        conversation=conversation, position=0, role="assistant", status="streaming"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.create(
+            conversation=conversation, position=1, role="assistant", status="streaming"
+        )
+
+
+async def test_trailing_slash_is_optional_and_never_a_redirect(client, auth_header, gemini_standin):
+    gemini_standin.enqueue(text_stream(["ok"]))
+    response = await post(client, auth_header, {"message": "Hi"}, path="/api/chat/stream")
+    assert response.status_code == 200
+    assert deltas(parse_sse(await read_body(response))) == "ok"
+
+
+async def test_patch_system_prompt_reaches_the_model(client, auth_header, user, gemini_standin):
+    conversation = await Conversation.objects.acreate(user=user, title="t")
+    response = await client.patch(
+        f"/api/chat/conversations/{conversation.id}/",
+        json.dumps({"system_prompt": "Answer in French."}),
+        content_type="application/json",
+        headers=auth_header,
+    )
+    assert response.status_code == 200
+    gemini_standin.enqueue(text_stream(["Bonjour"]))
+    response, _ = await stream(
+        client, auth_header, {"message": "Hi", "conversation_id": str(conversation.id)}
+    )
+    assert response.status_code == 200
+    assert gemini_standin.requests[-1].system_instruction == "Answer in French."
+    changed = await client.patch(
+        f"/api/chat/conversations/{conversation.id}/",
+        json.dumps({"system_prompt": "Answer in German."}),
+        content_type="application/json",
+        headers=auth_header,
+    )
+    assert changed.status_code == 200
+    system = [m.content async for m in conversation.messages.filter(role="system")]
+    assert system == ["Answer in German."]
+
+
+# --- What a turn costs: statements and thread hops (only a regression changes these) -----------
+
+
+class StatementList(list):
+    full: list[str]
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """Every SQL statement any thread executes, in order (the turn's bursts run in threads)."""
+    from django.db.backends import utils
+
+    seen = StatementList()
+    full: list[str] = []
+    lock = threading.Lock()
+    original = utils.CursorWrapper._execute
+
+    def counting(self, sql, params, *ignored_wrappers):
+        word = sql.split()[0].upper()
+        if word != "BEGIN":  # SQLite's; psycopg opens transactions without a statement
+            with lock:
+                seen.append(word)
+                full.append(sql)
+        return original(self, sql, params, *ignored_wrappers)
+
+    monkeypatch.setattr(utils.CursorWrapper, "_execute", counting)
+    seen.full = full
+    return seen
+
+
+async def test_statements_per_turn(client, auth_header, user, gemini_standin, statements):
+    gemini_standin.enqueue(text_stream(["a", "b"]), text_stream(["c"]))
+    response, _ = await stream(
+        client, auth_header, {"message": "New"}, extra_headers={"Idempotency-Key": "k1"}
+    )
+    assert response.status_code == 200
+    new_conversation = list(statements)
+    statements.clear()
+    conversation = await Conversation.objects.aget()
+    statements.clear()
+    body = {"message": "Next", "conversation_id": str(conversation.id)}
+    await stream(client, auth_header, body)
+    continued = list(statements)
+    statements.clear()
+    await stream(
+        client, auth_header, body | {"message": "Next"}, extra_headers={"Idempotency-Key": "k1"}
+    )
+    resend_of_first = list(statements)
+
+    # user check; conversation by first-message key; SAVEPOINT, INSERT conversation, INSERT both
+    # messages, RELEASE; then the reply and its usage.
+    assert new_conversation == [
+        "SELECT",
+        "SELECT",
+        "SAVEPOINT",
+        "INSERT",
+        "INSERT",
+        "RELEASE",
+        "UPDATE",
+        "INSERT",
+    ]
+    # user check; the conversation locked; running or resent message; the two messages; the
+    # conversation's position; the history; then the reply and its usage.
+    assert continued == [
+        "SELECT",
+        "SELECT",
+        "SELECT",
+        "INSERT",
+        "INSERT",
+        "UPDATE",
+        "SELECT",
+        "UPDATE",
+        "INSERT",
+    ]
+    # user check; the conversation; the resent message; its stored reply. Nothing written.
+    assert resend_of_first == ["SELECT", "SELECT", "SELECT", "SELECT"]
