@@ -16,8 +16,18 @@ The heartbeat depends only on the process being alive, not on the work making pr
 think for a minute before its first token). A row is stale only when no process has stamped it for
 `STREAM_STALE_S`, so another worker's restart never touches it; with several workers and hosts
 every worker sweeps, and the sweep's UPDATE condition (still running, heartbeat still old) makes
-doing so twice harmless. This module knows no app: the apps bring their rows through the two
-functions."""
+doing so twice harmless. Heartbeats and the stale bound both come from the workers' clocks, which
+must agree to well within STREAM_STALE_S (NTP does). This module knows no app: the apps bring
+their rows through the two functions:
+
+    # AppConfig.ready()
+    liveness.register("chat.reply", beat=stamp_replies, sweep=close_stale_replies)
+    # the running work
+    with liveness.running("chat.reply", reply.id):
+        ...
+
+Written by hand rather than with a scheduler (Celery beat, APScheduler): one small periodic task on
+the process's own event loop needs no broker or extra process to deploy."""
 
 from __future__ import annotations
 
