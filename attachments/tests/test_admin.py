@@ -144,3 +144,15 @@ def test_conversation_page_shows_stored_parts(staff_client, user):
     [thumbnail] = content_urls(page)
     assert Client().get(thumbnail).content == files.png()
     assert "what is &lt;this&gt;?" in page
+
+
+def test_attachment_admin_search_by_name_or_id(staff_client, user):
+    attachment = services.create_attachment(
+        user=user, data=files.png(), media_type="image/png", filename="holiday.png"
+    )
+    for term in ["holiday", str(attachment.id), "alice"]:
+        page = staff_client.get("/admin/attachments/attachment/", {"q": term})
+        assert page.status_code == 200
+        assert str(attachment.id) in page.content.decode(), term
+    page = staff_client.get("/admin/attachments/attachment/", {"q": "nothing-like-it"})
+    assert page.status_code == 200 and str(attachment.id) not in page.content.decode()
