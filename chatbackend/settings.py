@@ -263,6 +263,8 @@ DB_THREADS = env_int("DB_THREADS", 8)
 # A running reply or agent run whose process stopped beating for this long is marked interrupted
 # (core.liveness).
 STREAM_STALE_S = env_float("STREAM_STALE_S", 30.0)
+if STREAM_STALE_S <= 0:
+    raise ImproperlyConfigured("STREAM_STALE_S must be a positive number of seconds.")
 # Running generations' frames (core.hub): kept in memory this long after the end, and with
 # REDIS_URL mirrored to one Redis Stream per generation for listeners and stops on other hosts.
 GENERATION_GRACE_S = env_float("GENERATION_GRACE_S", 10.0)
