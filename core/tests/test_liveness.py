@@ -51,10 +51,13 @@ def own_registry(monkeypatch, settings):
     yield
 
 
-def test_register_hooks_start_and_stop_into_the_lifespan():
+def test_register_hooks_start_and_stop_into_the_lifespan(monkeypatch):
+    monkeypatch.setattr(lifecycle, "_startup", [])  # as before any app registered a kind
+    monkeypatch.setattr(lifecycle, "_shutdown", [])
     liveness.register("job", beat=Recorder().beat, sweep=Recorder().sweep)
-    assert liveness.start in lifecycle._startup
-    assert liveness.stop in lifecycle._shutdown
+    liveness.register("reply", beat=Recorder().beat, sweep=Recorder().sweep)
+    assert lifecycle._startup == [liveness.start]
+    assert lifecycle._shutdown == [liveness.stop]
 
 
 def test_running_holds_an_id_while_its_block_runs():
