@@ -15,7 +15,11 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.db import OperationalError
 from django.middleware.common import CommonMiddleware
+from django.utils.deprecation import MiddlewareMixin
+
+from core.errors import database_unavailable
 
 
 class HooksOnEventLoop:
@@ -61,3 +65,14 @@ class Messages(HooksOnEventLoop, MessageMiddleware):
     def response_io(self, request) -> bool:
         storage = getattr(request, "_messages", None)
         return storage is not None and (storage.used or storage.added_new)
+
+
+class DatabaseUnavailable(MiddlewareMixin):
+    """A database fault in a view outside DRF (the admin, the playground's pages) is the API's
+    503 `service_unavailable`, as DRF views already answer (core.errors), not a 500. Only an
+    exception hook: no hop on the requests that succeed."""
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, OperationalError):
+            return database_unavailable(exception)
+        return None

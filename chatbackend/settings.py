@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "chatbackend.middleware.Authentication",
     "chatbackend.middleware.Messages",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatbackend.middleware.DatabaseUnavailable",  # a view's database fault: 503, not 500
 ]
 
 ROOT_URLCONF = "chatbackend.urls"

@@ -69,6 +69,19 @@ def error_response(status_code: int, code: str, message: str, details=None, head
     return response
 
 
+def database_unavailable(exc: OperationalError) -> JsonResponse:
+    """503 for a database that is down or whose connection pool stayed exhausted: a passing
+    condition, not a bug. For DRF views (`api_exception_handler`) and every other view
+    (`chatbackend.middleware.DatabaseUnavailable`)."""
+    logger.warning("Database unavailable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "service_unavailable",
+        "The service is busy. Please retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 _DRF_CODES = {
     exceptions.ValidationError: "invalid_request",
     exceptions.ParseError: "malformed_request",
@@ -89,14 +102,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, "request_too_large", "The request body is too large.")
     if isinstance(exc, OperationalError):
-        # The database is down or its connection pool stayed exhausted: a passing condition.
-        logger.warning("Database unavailable: %s", type(exc).__name__)
-        return error_response(
-            503,
-            "service_unavailable",
-            "The service is busy. Please retry shortly.",
-            headers={"Retry-After": "1"},
-        )
+        return database_unavailable(exc)
     if isinstance(exc, LLMError):
         headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
         return error_response(exc.status, exc.code, exc.safe_message, headers=headers)
