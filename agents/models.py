@@ -5,14 +5,20 @@ from django.db import models
 from django.utils import timezone
 
 
+class Status(models.TextChoices):
+    """Where a run, or one of its steps, is: `interrupted` when the client left or the worker
+    running it died (core.liveness)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
 class AgentRun(models.Model):
     """One execution of an agent pattern: what was asked, what each step did, what came out."""
 
-    class Status(models.TextChoices):
-        RUNNING = "running"
-        COMPLETE = "complete"
-        ERROR = "error"
-        INTERRUPTED = "interrupted"
+    Status = Status
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -51,11 +57,7 @@ class AgentRun(models.Model):
 class AgentStep(models.Model):
     """One named step of a run: usually one model call (or a cache hit standing in for one)."""
 
-    class Status(models.TextChoices):
-        RUNNING = "running"
-        COMPLETE = "complete"
-        ERROR = "error"
-        INTERRUPTED = "interrupted"
+    Status = Status
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="steps")

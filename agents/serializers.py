@@ -81,23 +81,25 @@ class AgentStepSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+RUN_FIELDS = [
+    "id",
+    "pattern",
+    "status",
+    "input",
+    "final_output",
+    "error",
+    "total_tokens",
+    "created_at",
+    "finished_at",
+]
+
+
 class AgentRunSummarySerializer(serializers.ModelSerializer):
     step_count = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = AgentRun
-        fields = [
-            "id",
-            "pattern",
-            "status",
-            "input",
-            "final_output",
-            "error",
-            "total_tokens",
-            "step_count",
-            "created_at",
-            "finished_at",
-        ]
+        fields = [*RUN_FIELDS, "step_count"]
         read_only_fields = fields
 
 
@@ -106,16 +108,5 @@ class AgentRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AgentRun
-        fields = [
-            "id",
-            "pattern",
-            "status",
-            "input",
-            "final_output",
-            "error",
-            "total_tokens",
-            "created_at",
-            "finished_at",
-            "steps",
-        ]
+        fields = [*RUN_FIELDS, "steps"]
         read_only_fields = fields
