@@ -1,14 +1,21 @@
-"""PostgreSQL down (issue 10, "Security": a dependency fault is a 503 or a degraded service, never a
-500): a production-like server whose database does not answer. Every endpoint that needs the
-database answers 503 `service_unavailable` with `Retry-After`; health says alive, readiness says
-not ready."""
+"""Dependency faults (issue 10, "Security": a 503 or a degraded service, never a 500), against
+production-like servers. PostgreSQL down: every endpoint that needs the database answers 503
+`service_unavailable` with `Retry-After`; health says alive, readiness says not ready. Redis down:
+logins and chat go on, unlimited, with one warning; readiness says not ready."""
 
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from rest_framework_simplejwt.tokens import AccessToken
 
-from tests.live_server import ServerProcess, free_port, production_env
+from conftest import bearer
+from tests.live_server import (
+    ServerProcess,
+    database_url_for_subprocess,
+    free_port,
+    production_env,
+)
 
 UNAVAILABLE = {
     "error": {
@@ -77,3 +84,41 @@ def test_health_is_alive_and_readiness_is_not(server_without_database):
     ready = httpx.get(f"{server_without_database.url}/readyz", timeout=10)
     assert ready.status_code == 503
     assert ready.json()["database"] == "unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_down_logins_and_chat_go_on_unlimited(user):
+    database_url = database_url_for_subprocess()
+    if database_url is None:
+        pytest.skip("the test database is in memory: another process cannot see its users")
+    # The server has production's hashers, not the tests' MD5 (few iterations: fast).
+    user.password = PBKDF2PasswordHasher().encode("correct-horse-battery-9", "salt1234", 1000)
+    user.save(update_fields=["password"])
+    env = production_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/2",
+        AUTH_RATE_LIMIT="10/m",
+        CHAT_RATE_LIMIT="10/m",
+    )
+    with ServerProcess(env) as server:
+        login = httpx.post(
+            f"{server.url}/api/auth/token/",
+            json={"username": "alice", "password": "correct-horse-battery-9"},
+            timeout=30,
+        )
+        stream = httpx.post(
+            f"{server.url}/api/chat/stream/",
+            json={"message": "hello"},
+            headers={"Authorization": bearer(user)},
+            timeout=30,
+        )
+        ready = httpx.get(f"{server.url}/readyz", timeout=10)
+        log = server.log()
+
+    assert login.status_code == 200, login.text
+    assert {"access", "refresh"} <= login.json().keys()
+    assert stream.status_code == 200, stream.text
+    assert stream.text.rstrip().endswith("data: [DONE]")
+    assert ready.status_code == 503
+    assert ready.json()["cache"] == "unavailable"
+    assert log.count("Rate limits are not enforced: the cache is unavailable") == 1
