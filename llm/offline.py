@@ -94,10 +94,10 @@ def _size(n: int) -> str:
 
 
 def describe_files(files: Sequence[FilePart]) -> str:
-    """ "You attached an image/png of 2.0 KB and an application/pdf of 1.2 MB." """
+    """ "You attached image/png (2.0 KB) and application/pdf (1.2 MB)." """
     if not files:
         return ""
-    named = [f"a {f.media_type} of {_size(len(f.data))}" for f in files]
+    named = [f"{f.media_type} ({_size(len(f.data))})" for f in files]
     listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     return f"You attached {listed}."
 

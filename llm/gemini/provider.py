@@ -359,12 +359,11 @@ class GeminiProvider:
                 break
             contents.append(wire.model_turn_of(response))  # as received: keeps thoughtSignature
             replies = []
-            for call in calls:
+            for call, given_id in calls:
                 yield ToolCallStarted(call)
                 result = await execute_tool_call(by_name, call)
                 results.append(result)
                 yield ToolCallFinished(result)
-                sent_id = call.id if not call.id.startswith(f"call_{steps}_") else None
-                replies.append(wire.function_response_part(sent_id, call.name, result.output))
+                replies.append(wire.function_response_part(given_id, call.name, result.output))
             contents.append({"role": "user", "parts": replies})
         yield ToolLoopFinished(text, usage, model, steps, results)

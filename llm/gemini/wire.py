@@ -186,17 +186,19 @@ def check_blocked(response: dict[str, Any]) -> None:
         raise ContentBlocked(f"Answer blocked: {reason}")
 
 
-def function_calls_of(response: dict[str, Any], step: int) -> list[ToolCall]:
+def function_calls_of(response: dict[str, Any], step: int) -> list[tuple[ToolCall, str | None]]:
+    """Each function call the model asked for, with the id Gemini gave it (None when it gave
+    none: the ToolCall then has a made-up id, which is not sent back)."""
     calls = []
     for index, part in enumerate(p for p in parts_of(response) if p.get("functionCall")):
         call = part["functionCall"]
-        calls.append(
-            ToolCall(
-                id=call.get("id") or f"call_{step}_{index}",
-                name=call.get("name") or "",
-                args=dict(call.get("args") or {}),
-            )
+        given = call.get("id") or None
+        tool_call = ToolCall(
+            id=given or f"call_{step}_{index}",
+            name=call.get("name") or "",
+            args=dict(call.get("args") or {}),
         )
+        calls.append((tool_call, given))
     return calls
 
 

@@ -179,7 +179,7 @@ async def test_attachments_are_acknowledged_by_type_and_size():
     events = await collect(provider.stream_chat([message], model="any"))
 
     reply = "".join(e.text for e in events if isinstance(e, TextDelta))
-    assert reply.startswith("You attached a image/png of 2.0 KB and a application/pdf of 3.0 MB.")
+    assert reply.startswith("You attached image/png (2.0 KB) and application/pdf (3.0 MB). ")
 
 
 async def test_sources_only_when_web_search_is_asked_for():
