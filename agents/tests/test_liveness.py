@@ -9,12 +9,16 @@ import threading
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
 from django.utils import timezone
 
+from agents import services
 from agents.execution import RUN_KIND
 from agents.models import AgentRun, AgentStep
 from core import liveness
 from tests.gemini_standin import json_reply, text_reply
+from tests.require import require
 
 from .conftest import SSE, get, post
 
@@ -28,16 +32,16 @@ def stale_after_30_s(settings):
     settings.STREAM_STALE_S = 30
 
 
-async def left_running(user, *, heartbeat_age_s: float) -> AgentRun:
+def leave_running(user, *, heartbeat_age_s: float) -> AgentRun:
     """What a worker killed mid-run leaves: the run `running`, one step done, one in flight."""
     now = timezone.now()
-    run = await AgentRun.objects.acreate(
+    run = AgentRun.objects.create(
         user=user,
         pattern="sequential",
         input={"input": "a solar charger"},
         heartbeat_at=now - timedelta(seconds=heartbeat_age_s),
     )
-    await AgentStep.objects.acreate(
+    AgentStep.objects.create(
         run=run,
         position=1,
         name="InitialGeneration",
@@ -47,13 +51,16 @@ async def left_running(user, *, heartbeat_age_s: float) -> AgentRun:
         started_at=now - timedelta(seconds=heartbeat_age_s + 5),
         finished_at=now - timedelta(seconds=heartbeat_age_s + 1),
     )
-    await AgentStep.objects.acreate(
+    AgentStep.objects.create(
         run=run,
         position=2,
         name="QualityEvaluation",
         started_at=now - timedelta(seconds=heartbeat_age_s),
     )
     return run
+
+
+left_running = sync_to_async(leave_running)
 
 
 async def test_a_run_whose_process_died_becomes_interrupted(aclient, user):
@@ -136,3 +143,32 @@ async def test_a_run_waiting_on_the_model_is_beaten_not_swept(aclient, gemini_st
     await run.arefresh_from_db()
     assert run.status == "complete"
     assert liveness.running_ids(RUN_KIND) == []
+
+
+def test_a_sweep_skips_a_run_another_workers_sweep_holds(user):
+    """Every worker sweeps: on PostgreSQL a sweep neither waits on nor closes again a run whose row
+    another sweep has locked, and closes it once that one is gone."""
+    require(connection.vendor == "postgresql", "row locks with SKIP LOCKED need PostgreSQL")
+    run = leave_running(user, heartbeat_age_s=31)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        with transaction.atomic():
+            AgentRun.objects.select_for_update().get(id=run.id)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=other_worker)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        stale_before = timezone.now() - timedelta(seconds=30)
+        assert services.sweep_stale_runs(stale_before=stale_before) == 0  # returns, skipping it
+    finally:
+        release.set()
+        holder.join(10)
+    assert services.sweep_stale_runs(stale_before=stale_before) == 1
+    assert services.sweep_stale_runs(stale_before=stale_before) == 0
+    run.refresh_from_db()
+    assert run.status == "interrupted"
