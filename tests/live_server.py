@@ -220,8 +220,11 @@ class ServerProcess:
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
+                    log = self.log()  # before stop() removes the file
                     self.stop()
-                    raise RuntimeError(f"uvicorn did not answer /healthz:\n{self.log()}")
+                    raise RuntimeError(
+                        f"uvicorn did not answer /healthz in {self.startup_timeout_s}s:\n{log}"
+                    )
                 time.sleep(0.05)  # the interval between readiness probes, bounded by the deadline
 
     def accepts_connections(self) -> bool:
