@@ -11,8 +11,10 @@ wire format the google-genai SDK uses (see GEMINI_WIRE.md):
 * The Files API's resumable upload as the SDK speaks it (``client.aio.files.upload``):
   ``POST /upload/{version}/files`` with ``X-Goog-Upload-Command: start`` answers with an
   ``x-goog-upload-url``; ``POST`` there with ``upload, finalize`` answers ``{"file": {...}}``
-  (``uri``, ``mimeType``, ``expirationTime`` 48 h on, ``state: ACTIVE``). Uploaded files are kept
-  in ``.files`` (by uri); a request whose ``fileData`` names an unknown uri gets a 400.
+  (``uri``, ``mimeType``, ``expirationTime`` 48 h on, ``state``); ``GET /{version}/files/{id}``
+  answers the file. A file is ``PROCESSING`` for its first ``processing_polls`` answers, then
+  ``ACTIVE``. Uploaded files are kept in ``.files`` (by uri); a request whose ``fileData`` names an
+  unknown uri gets a 400.
 * Errors: non-200 with ``{"error": {"code", "message", "status", "details"?}}`` as
   ``application/json``; mid-stream errors as a ``data: {"error": {...}}`` frame.
 * Requires the ``x-goog-api-key`` header (403 without it).
@@ -124,6 +126,7 @@ _PATH_RE = re.compile(
 _ACTIONS = {"streamGenerateContent", "generateContent"}
 _UPLOAD_START_RE = re.compile(r"^(?P<prefix>.*?)/upload/(?:v1|v1beta|v1alpha)/files$")
 _UPLOAD_SESSION_RE = re.compile(r"^/upload-session/(?P<session>[\w-]+)$")
+_FILE_RE = re.compile(r"^(?P<prefix>.*?)/(?:v1|v1beta|v1alpha)/(?P<name>files/[\w-]+)$")
 #: How long the Files API keeps an upload.
 FILE_LIFETIME_S = 48 * 3600
 
@@ -469,6 +472,8 @@ class UploadedFile:
     display_name: str
     data: bytes
     expires_at: float  # time.time()
+    #: How many more answers say PROCESSING before the file is ACTIVE.
+    processing_polls: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -680,6 +685,8 @@ class GeminiStandIn:
         #: Files uploaded through the Files API, by uri, and how long they are kept.
         self.files: dict[str, UploadedFile] = {}
         self.file_lifetime_s = FILE_LIFETIME_S
+        #: Answers (the upload's and each GET's) that say PROCESSING before a file is ACTIVE.
+        self.processing_polls = 0
         self._upload_sessions: dict[str, dict[str, Any]] = {}
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -778,6 +785,7 @@ class GeminiStandIn:
             self.api_key = None
             self.files.clear()
             self.file_lifetime_s = FILE_LIFETIME_S
+            self.processing_polls = 0
             self._upload_sessions.clear()
 
     # observing ---------------------------------------------------------------------------------
@@ -882,7 +890,13 @@ class GeminiStandIn:
             json=body,
             api_version=match["version"] if match else None,
             model=match["model"] if match else None,
-            action=match["action"] if match else ("upload" if upload else None),
+            action=match["action"]
+            if match
+            else "upload"
+            if upload
+            else "getFile"
+            if _FILE_RE.match(url.path)
+            else None,
         )
         conn.current = record
         with self._lock:
@@ -897,6 +911,8 @@ class GeminiStandIn:
                 status = await self._upload_chunk(conn, session["session"], headers, raw)
             elif method == "POST" and _UPLOAD_START_RE.match(url.path) and key:
                 status = await self._upload_start(conn, headers, body)
+            elif method == "GET" and (file_match := _FILE_RE.match(url.path)) and key:
+                status = await self._get_file(conn, file_match["name"])
             elif method != "POST" or match is None or record.action not in _ACTIONS:
                 status = await self._send_error(conn, _error_object(404, None, None, None))
             elif not key:
@@ -923,6 +939,9 @@ class GeminiStandIn:
                 )
             elif unknown := [f for f in record.file_data if f["fileUri"] not in self.files]:
                 message = f"File {unknown[0]['fileUri']} does not exist or you have no access."
+                status = await self._send_error(conn, _error_object(400, None, message, None))
+            elif busy := [f for f in record.file_data if self.files[f["fileUri"]].processing_polls]:
+                message = f"The file {busy[0]['fileUri']} is not in an ACTIVE state."
                 status = await self._send_error(conn, _error_object(400, None, message, None))
             else:
                 try:
@@ -1008,26 +1027,41 @@ class GeminiStandIn:
             display_name=state["display_name"],
             data=bytes(state["data"]),
             expires_at=expires,
+            processing_polls=self.processing_polls,
         )
         with self._lock:
             self._upload_sessions.pop(session, None)
             self.files[uploaded.uri] = uploaded
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        file = self._file_json(uploaded)
+        return await self._send_json(conn, {"file": file}, {"X-Goog-Upload-Status": "final"})
+
+    def _file_json(self, uploaded: UploadedFile) -> dict[str, Any]:
+        """The File resource as the API answers it (one PROCESSING answer used up, if any)."""
+        with self._lock:
+            processing = uploaded.processing_polls > 0
+            if processing:
+                uploaded.processing_polls -= 1
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        file = {
-            "name": name,
+        return {
+            "name": uploaded.name,
             "displayName": uploaded.display_name,
             "mimeType": uploaded.mime_type,
             "sizeBytes": str(len(uploaded.data)),
             "createTime": now,
             "updateTime": now,
-            "expirationTime": stamp,
+            "expirationTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(uploaded.expires_at)),
             "sha256Hash": base64.b64encode(b"stand-in").decode(),
             "uri": uploaded.uri,
-            "state": "ACTIVE",
+            "state": "PROCESSING" if processing else "ACTIVE",
             "source": "UPLOADED",
         }
-        return await self._send_json(conn, {"file": file}, {"X-Goog-Upload-Status": "final"})
+
+    async def _get_file(self, conn: _Connection, name: str) -> int:
+        with self._lock:
+            uploaded = next((f for f in self.files.values() if f.name == name), None)
+        if uploaded is None:
+            return await self._send_error(conn, _error_object(404, None, None, None))
+        return await self._send_json(conn, self._file_json(uploaded))
 
     def _usage(
         self, record: StandInRequest, reply: Reply, upto: int, output_chars: int

@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import ssl
+import time
 import warnings
 import weakref
 from collections.abc import AsyncIterator
@@ -177,6 +178,11 @@ def map_error(exc: BaseException) -> LLMError:
     return error
 
 
+def _state(file: types.File) -> str:
+    state = file.state
+    return str(getattr(state, "value", state) or "ACTIVE")
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -252,6 +258,9 @@ class GeminiTransport:
         )
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, genai.Client]
         self._clients = weakref.WeakKeyDictionary()
+        #: Waiting for an uploaded file to leave PROCESSING: first pause, and the longest wait.
+        self.file_poll_initial_s = 0.5
+        self.file_poll_limit_s = 60.0
 
     def __repr__(self) -> str:  # never show the key
         return f"GeminiTransport(base_url={self.base_url!r})"
@@ -317,10 +326,23 @@ class GeminiTransport:
         config: dict[str, Any] = {"mime_type": mime_type}
         if display_name:
             config["display_name"] = display_name[:512]
+        files = self.client().aio.files
         try:
-            return await self.client().aio.files.upload(file=io.BytesIO(data), config=config)
+            uploaded = await files.upload(file=io.BytesIO(data), config=config)
+            # Gemini may still be processing it (audio, long PDFs): it can be used once ACTIVE.
+            delay = self.file_poll_initial_s
+            deadline = time.monotonic() + self.file_poll_limit_s
+            while _state(uploaded) == "PROCESSING" and time.monotonic() < deadline:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                uploaded = await files.get(name=uploaded.name or "")
         except Exception as exc:
             raise map_error(exc) from exc
+        if _state(uploaded) in ("PROCESSING", "FAILED"):
+            raise ModelRequestRejected(
+                f"Gemini could not prepare the file {uploaded.name}: {_state(uploaded)}"
+            )
+        return uploaded
 
     async def aclose(self) -> None:
         """Close the running loop's client and session."""

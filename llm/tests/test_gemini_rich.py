@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from llm import (
     ChatMessage,
     FilePart,
+    ModelRequestRejected,
     ReasoningDelta,
     Source,
     StreamFinish,
@@ -174,3 +177,30 @@ async def test_concurrent_turns_with_the_same_file_upload_it_once(gemini_standin
     assert len(gemini_standin.files) == 1
     uris = {r.file_data[0]["fileUri"] for r in gemini_standin.requests_for("streamGenerateContent")}
     assert uris == set(gemini_standin.files)
+
+
+async def test_a_file_still_processing_is_used_once_active(gemini_standin):
+    gemini_standin.processing_polls = 2  # the upload's answer and one GET say PROCESSING
+    provider = provider_on(gemini_standin, inline_max_bytes=100)
+    provider.backend.transport.file_poll_initial_s = 0.01
+    question = [ChatMessage("user", "Listen", files=(FilePart("audio/mpeg", PDF, "a"),))]
+
+    events = await collect(provider.stream_chat(question, model=MODEL))
+
+    assert isinstance(events[-1], StreamFinish)
+    assert len(gemini_standin.requests_for("getFile")) == 2
+    [request] = gemini_standin.requests_for("streamGenerateContent")
+    assert request.status == 200 and request.file_data[0]["mimeType"] == "audio/mpeg"
+
+
+async def test_a_file_that_never_becomes_active_is_a_rejected_request(gemini_standin):
+    gemini_standin.processing_polls = 1000
+    provider = provider_on(gemini_standin, inline_max_bytes=100)
+    provider.backend.transport.file_poll_initial_s = 0.01
+    provider.backend.transport.file_poll_limit_s = 0.05
+    question = [ChatMessage("user", "Listen", files=(FilePart("audio/mpeg", PDF, "a"),))]
+
+    with pytest.raises(ModelRequestRejected, match="PROCESSING"):
+        await collect(provider.stream_chat(question, model=MODEL))
+
+    assert gemini_standin.requests_for("streamGenerateContent") == []
