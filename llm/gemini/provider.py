@@ -95,7 +95,7 @@ class GeminiProvider:
         self.include_thoughts = include_thoughts
         self.thinking_budget = thinking_budget
         self.inline_max_bytes = inline_max_bytes
-        self._chat_config = {}
+        self._chat_config: dict[str, Any] = {}
         thinking = wire.thinking_config(include_thoughts, thinking_budget)
         if thinking:
             self._chat_config["thinkingConfig"] = thinking
@@ -125,10 +125,6 @@ class GeminiProvider:
         if budget is not None and (not isinstance(budget, int) or budget < -1):
             problems.append("'thinking_budget' must be a whole number >= -1 (or None).")
         return problems
-
-    @classmethod
-    def announce(cls) -> None:
-        """Nothing to say: importing this module already imported google-genai."""
 
     async def aclose(self) -> None:
         await self.transport.aclose()

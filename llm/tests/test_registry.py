@@ -11,7 +11,7 @@ import sys
 import pytest
 from django.core.checks import run_checks
 
-from llm import ChatMessage, TextDelta, backend_label, get_provider, model_for
+from llm import ChatMessage, TextDelta, backend_label, get_provider, model_for, warm_up
 from llm.gemini import GeminiProvider
 from llm.offline import OfflineProvider
 from llm.registry import reset_providers
@@ -185,3 +185,17 @@ def test_the_gemini_option_check_names_each_problem():
     assert any("api_key" in p for p in problems)
     assert any("thinking_budget" in p for p in problems)
     assert GeminiProvider.check_options({"api_key": "k", "thinking_budget": 1024}) == []
+
+
+def test_warm_up_announces_the_offline_backend(settings, caplog):
+    settings.LLM = {"BACKEND": "llm.offline.OfflineProvider", "MODELS": {}}
+
+    warm_up()
+
+    assert any("offline provider" in r.getMessage() for r in caplog.records if r.name == "llm")
+
+
+def test_warm_up_of_gemini_says_nothing(gemini_provider_settings, caplog):
+    warm_up()
+
+    assert not [r for r in caplog.records if r.name == "llm"]
