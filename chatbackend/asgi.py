@@ -3,9 +3,6 @@ import os
 from django.core.asgi import get_asgi_application
 
 import llm
-
-from core.limits import BodySizeLimit
-
 from core.limits import BodySizeLimit
 
 from .shutdown import GracefulShutdown
