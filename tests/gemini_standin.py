@@ -1,7 +1,7 @@
 """A local stand-in for Gemini's REST API, for tests and benchmarks.
 
 A real HTTP/1.1 server on 127.0.0.1 (its own asyncio loop in a background thread) that speaks the
-wire format the google-genai SDK uses (see GEMINI_WIRE.md):
+wire format the google-genai SDK uses (3.4.0, as pinned in requirements.txt):
 
 * ``POST /{v1,v1beta,v1alpha}/models/{model}:streamGenerateContent?alt=sse`` — SSE frames
   ``data: {json}\\r\\n\\r\\n``, no ``[DONE]``; every chunk carries content parts, ``responseId``,
