@@ -261,19 +261,26 @@ class Generation:
 
                 checkpoint_every = settings.STREAM_CHECKPOINT_S
                 next_checkpoint = time.monotonic() + checkpoint_every
+
+                async def checkpoint() -> None:
+                    nonlocal next_checkpoint
+                    await run_db(
+                        checkpoint_reply,
+                        reply_id=turn.reply_id,
+                        content=parts.content,
+                        parts=parts.as_list(),
+                    )
+                    next_checkpoint = time.monotonic() + checkpoint_every
+
                 try:
                     async with aclosing(events):
                         handle(first)
+                        if time.monotonic() >= next_checkpoint:
+                            await checkpoint()
                         async for event in events:  # the hot loop: one frame, one publish
                             handle(event)
                             if time.monotonic() >= next_checkpoint:
-                                await run_db(
-                                    checkpoint_reply,
-                                    reply_id=turn.reply_id,
-                                    content=parts.content,
-                                    parts=parts.as_list(),
-                                )
-                                next_checkpoint = time.monotonic() + checkpoint_every
+                                await checkpoint()
                 except LLMError as exc:
                     await save(Message.Status.ERROR, finish_reason="error")
                     publish(

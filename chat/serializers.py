@@ -38,6 +38,11 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    parts = serializers.SerializerMethodField(
+        help_text="The message as UIMessage parts (text, reasoning, file, source-url); a file's "
+        "url is signed for its owner and expires (ATTACHMENT_URL_TTL_S)."
+    )
+
     class Meta:
         model = Message
         fields = [
@@ -54,6 +59,25 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_parts(self, message) -> list[dict]:
+        from attachments.signing import signed_url
+
+        parts = message.parts or (
+            [{"type": "text", "text": message.content}] if message.content else []
+        )
+        user_id = self.context["request"].user.pk
+        return [
+            {
+                "type": "file",
+                "mediaType": part["mediaType"],
+                "filename": part.get("filename", ""),
+                "url": signed_url(attachment_id=part["attachmentId"], user_id=user_id),
+            }
+            if part.get("type") == "file" and part.get("attachmentId")
+            else part
+            for part in parts
+        ]
 
 
 class UIMessagePartSerializer(serializers.Serializer):

@@ -4,6 +4,8 @@ the model is asked), `history` (what the model is sent) and `generation` (the ru
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from .models import Conversation, Message
 from .turns import append_message
@@ -54,11 +56,16 @@ def delete_conversation(*, conversation: Conversation) -> None:
     from .history import file_ids
 
     with transaction.atomic():
-        ids = [
+        ids = {
             i
             for parts in conversation.messages.values_list("parts", flat=True)
             for i in file_ids(parts)
-        ]
+        }
         conversation.delete()
-        if ids:
-            delete_attachments(ids=ids)
+        # An upload may have been sent in another conversation too: that one keeps it.
+        others = Message.objects.annotate(text=Cast("parts", TextField())).filter(
+            conversation__user_id=conversation.user_id
+        )
+        unused = [i for i in ids if not others.filter(text__contains=i).exists()]
+        if unused:
+            delete_attachments(ids=unused)

@@ -27,7 +27,7 @@ urlpatterns = [
     path("stream/", views.ChatStreamView.as_view(), name="chat-stream"),
     # The AI SDK's docs write `api: "/api/chat/stream"`: answered the same, never redirected (a
     # redirected POST becomes a GET).
-    path("stream", views.ChatStreamView.as_view(), name="chat-stream-no-slash"),
+    path("stream", views.ChatStreamNoSlashView.as_view(), name="chat-stream-no-slash"),
     # useChat's resumeStream(): GET `${api}/${chatId}/stream`.
     path("stream/<str:chat_id>/stream", views.ResumeStreamView.as_view(), name="chat-resume"),
 ]

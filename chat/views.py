@@ -1,5 +1,10 @@
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -141,6 +146,13 @@ class ChatStreamView(StreamingAPIView):
                 )
             return response
         return await streams.generation_response(turn, simple=simple)
+
+
+class ChatStreamNoSlashView(ChatStreamView):
+    """`POST /api/chat/stream`, the way the AI SDK's docs write `api`: the same view, documented
+    once (under the slash)."""
+
+    schema = None  # left out of the OpenAPI document
 
 
 class ResumeStreamView(StreamingAPIView):

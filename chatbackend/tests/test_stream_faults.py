@@ -50,18 +50,14 @@ def gate():
     event.set()
 
 
-def test_client_disconnect_saves_the_partial_reply_and_cancels_the_model_call(
-    gemini_provider_settings, live_server_url, user, gate
-):
-    standin = gemini_provider_settings
-    standin.enqueue(text_stream(["The first part. ", "Never sent."], gate=gate))
-
+def leave_after_first_delta(live_server_url, user, message: str) -> str:
+    """Start a turn, read up to its first text delta, then close the connection; the reply id."""
     with (
         httpx.Client(base_url=live_server_url, timeout=10) as client,
         client.stream(
             "POST",
             "/api/chat/stream/",
-            json={"message": "Tell me everything"},
+            json={"message": message},
             headers={"Authorization": bearer(user)},
         ) as response,
     ):
@@ -70,7 +66,17 @@ def test_client_disconnect_saves_the_partial_reply_and_cancels_the_model_call(
         reply_id, delta = read_until_first_delta(frames)
         assert delta == "The first part. "
         assert reply_row(reply_id).status == Message.Status.STREAMING
-    # The client has closed the connection mid-stream.
+    return reply_id
+
+
+def test_with_cancel_a_client_disconnect_saves_the_partial_reply_and_cancels_the_model_call(
+    settings, gemini_provider_settings, live_server_url, user, gate
+):
+    settings.CHAT_ON_DISCONNECT = "cancel"
+    standin = gemini_provider_settings
+    standin.enqueue(text_stream(["The first part. ", "Never sent."], gate=gate))
+
+    reply_id = leave_after_first_delta(live_server_url, user, "Tell me everything")
 
     assert standin.wait_until(lambda: stream_request(standin).disconnected, timeout=10)
     assert eventually(lambda: reply_row(reply_id).status != Message.Status.STREAMING)
@@ -85,6 +91,27 @@ def test_client_disconnect_saves_the_partial_reply_and_cancels_the_model_call(
         ("user", "Tell me everything"),
         ("assistant", "The first part. "),
     ]
+
+
+def test_by_default_the_reply_outlives_its_client(
+    gemini_provider_settings, live_server_url, user, gate
+):
+    standin = gemini_provider_settings
+    standin.enqueue(text_stream(["The first part. ", "And the rest."], gate=gate))
+
+    reply_id = leave_after_first_delta(live_server_url, user, "Tell me everything")
+    # The client is gone; the model is still asked, and its answer is kept whole.
+    assert reply_row(reply_id).status == Message.Status.STREAMING
+    assert not stream_request(standin).disconnected
+    gate.set()
+
+    assert eventually(lambda: reply_row(reply_id).status != Message.Status.STREAMING)
+    reply = reply_row(reply_id)
+    assert (reply.status, reply.content) == (
+        Message.Status.COMPLETE,
+        "The first part. And the rest.",
+    )
+    assert not stream_request(standin).disconnected
 
 
 def test_checkpoint_stores_the_text_while_the_stream_is_held(
