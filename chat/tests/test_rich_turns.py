@@ -127,6 +127,7 @@ async def test_thoughts_stream_as_reasoning_before_the_text_and_are_stored_apart
 ):
     gemini_standin.enqueue(text_stream(["Four."], thoughts=["Adding two ", "and two."]))
     response, frames = await stream(client, auth_header, {"message": "2+2?"})
+    assert response.status_code == 200
     reply = await Message.objects.aget(role="assistant")
     reasoning_id, text_id = f"reasoning-{reply.id}", f"text-{reply.id}"
     assert frames[1:-2] == [
