@@ -127,6 +127,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "chatbackend"),
+            # A Redis that does not answer costs this, not the OS's two-minute connect timeout
+            # (the rate limits then stand aside: core.throttling).
+            "OPTIONS": {
+                "socket_connect_timeout": env_float("REDIS_TIMEOUT_S", 2.0),
+                "socket_timeout": env_float("REDIS_TIMEOUT_S", 2.0),
+            },
         }
     }
 else:

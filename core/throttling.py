@@ -6,6 +6,9 @@ into a 429 JSON error with `Retry-After`. With REDIS_URL set the count is shared
 
 When the cache cannot be reached (Redis down), a limit cannot be counted: `count_attempt` then
 allows the request and logs one warning a minute, instead of failing every request with a 500.
+After a failure it leaves the cache alone for `RETRY_CACHE_AFTER_S`: the throttles run on the event
+loop, and a Redis that does not answer (rather than refusing the connection) costs a timeout
+(`REDIS_TIMEOUT_S`) per try, which every request of the worker would otherwise wait for.
 /readyz reports the cache as unavailable meanwhile."""
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ logger = logging.getLogger(__name__)
 #: RedisCache) and socket errors (OSError: refused, reset, timed out, name not resolved).
 CACHE_ERRORS = (RedisError, OSError)
 WARN_EVERY_S = 60.0
+RETRY_CACHE_AFTER_S = 5.0
 
 _last_warning = -WARN_EVERY_S
 _warning_lock = threading.Lock()
+#: Until this time (time.monotonic()), limits are not counted: the cache failed just before.
+_cache_down_until = 0.0
 
 
 def _warn_unlimited(group: str, exc: Exception) -> None:
@@ -50,9 +56,13 @@ def count_attempt(request, *, group: str, key, rate: str) -> int | None:
     """Count one attempt of `request` in `group` (django-ratelimit's fixed window, `key` as its
     `key` argument). The seconds to wait when the attempt is over `rate`, else None, also when
     the cache is unreachable (the request is allowed; see the module's docstring)."""
+    global _cache_down_until
+    if time.monotonic() < _cache_down_until:
+        return None
     try:
         usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
     except CACHE_ERRORS as exc:
+        _cache_down_until = time.monotonic() + RETRY_CACHE_AFTER_S
         _warn_unlimited(group, exc)
         return None
     if usage and usage["should_limit"]:

@@ -32,7 +32,9 @@ def fresh_counts(settings):
 @pytest.fixture
 def redis_down(settings, monkeypatch):
     """REDIS_URL pointing at a port where nothing listens (and no warning given yet)."""
+    # No warning given yet, no failure remembered (both restored after the test).
     monkeypatch.setattr(throttling, "_last_warning", float("-inf"), raising=False)
+    monkeypatch.setattr(throttling, "_cache_down_until", 0.0, raising=False)
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
