@@ -344,7 +344,7 @@ def test_attach_an_image_and_a_text_file_and_see_them_answered(page, console_err
     ]
     expect(pending).to_have_count(0)
     user = page.locator("#messages li.user").last
-    thumbnail = "#messages li.user:last-of-type .attachments img"
+    thumbnail = "#messages li.user .attachments img"  # one message in this conversation
     expect(page.locator(thumbnail)).to_have_attribute("alt", "red.png")
     image_loaded(page, thumbnail)  # the signed URL serves the picture to its owner
     expect(user.locator(".attachment.file")).to_contain_text("notes.txt")
@@ -515,4 +515,22 @@ def test_two_tabs_see_the_same_reply(slow_page, console_errors, artifacts):
     for tab in (first, second):
         expect(tab.locator(f"{LAST_REPLY} .bubble")).to_have_text(stored)
     second.screenshot(path=artifacts / "chat-second-tab.png")
+    assert console_errors == []
+
+
+def test_stop_in_one_tab_interrupts_the_reply_in_the_other(slow_page, console_errors):
+    first = slow_page
+    sign_up(first)
+    send(first, "Describe every planet in turn.")
+    wait_for_reply_longer_than(first, 0)
+    second = first.context.new_page()
+    second.goto(f"/#/chat/{conversation_id(first)}")
+    wait_for_reply_longer_than(second, 0)
+
+    second.get_by_role("button", name="Stop").click()
+
+    for tab in (second, first):
+        expect(tab.locator(LAST_REPLY)).to_have_attribute("data-status", "interrupted")
+        expect(tab.locator(f"{LAST_REPLY} .meta")).to_contain_text("interrupted")
+        expect(tab.get_by_role("button", name="Send")).to_be_visible()
     assert console_errors == []

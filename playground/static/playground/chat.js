@@ -82,6 +82,7 @@ function markCurrent() {
 
 /** A URL from the API that is safe as a link or an image source (same origin or http(s)). */
 function safeUrl(url) {
+  if (typeof url !== "string" || !url) return null;
   try {
     const parsed = new URL(url, location.href);
     return ["http:", "https:", "blob:"].includes(parsed.protocol) ? parsed.href : null;
@@ -186,8 +187,8 @@ class Reply {
 
 const replies = new WeakMap(); // assistant <li> → its Reply
 
-function messageItem({ role, content = "", parts, status = "complete", ...details }) {
-  const item = el("li", { class: `message ${role}` },
+function messageItem({ id, role, content = "", parts, status = "complete", ...details }) {
+  const item = el("li", { class: `message ${role}`, "data-id": id },
     el("span", { class: "role" }, role === "user" ? "You" : "Assistant"),
     el("small", { class: "meta" }));
   if (role === "assistant") {
@@ -235,8 +236,10 @@ function updateControls() {
 /** Reads one reply's stream into `item`. Returns when the stream ends. */
 async function readReply(response, item, { userText = null } = {}) {
   const reply = replies.get(item);
+  let unsure = false; // whether the stream's end leaves the reply's status in doubt
   for await (const chunk of readFrames(response)) {
     if (chunk.type === "start") {
+      item.dataset.id = chunk.messageId;
       const { conversationId: id, userMessageId } = chunk.messageMetadata ?? {};
       if (userText) lastUserMessage = { id: userMessageId, text: userText };
       if (id && id !== conversationId) {
@@ -260,6 +263,8 @@ async function readReply(response, item, { userText = null } = {}) {
       const usage = chunk.messageMetadata?.usage ?? {};
       const status = item.dataset.status === "error" ? "error" : "complete";
       setStatus(item, status, { total_tokens: usage.totalTokens, finish_reason: chunk.finishReason });
+      // "other": stopped (here or in another tab) or cut short; the stored message tells which.
+      if (chunk.finishReason === "other") unsure = true;
     } else if (chunk.type === "abort") {
       setStatus(item, "interrupted");
     } else if (chunk.type === "error") {
@@ -269,6 +274,7 @@ async function readReply(response, item, { userText = null } = {}) {
   }
   reply.endReasoning();
   if (item.dataset.status === "streaming") setStatus(item, "interrupted"); // the stream was cut
+  if (unsure && !run?.stopping) await refreshMessage(conversationId, item);
 }
 
 /**
@@ -291,7 +297,7 @@ async function streamInto(item, open, { userText = null, onRefused = () => false
     }
   } finally {
     replies.get(item).endReasoning();
-    if (current.stopping && item.dataset.status === "streaming") setStatus(item, "interrupted");
+    if (current.stopping && item.isConnected) setStatus(item, "interrupted"); // Stop was pressed
     if (run === current) run = null;
     updateControls();
     loadConversations().catch(() => {});
@@ -343,12 +349,13 @@ function resumeReply(id) {
   return streamInto(item, open);
 }
 
-/** Replaces `item` with the stored version of the conversation's last message. */
+/** Replaces `item` with the stored version of the conversation's last message (if it is). */
 async function refreshMessage(id, item) {
   const page = await api(`/api/chat/conversations/${id}/messages/?page_size=1&page=last`)
     .catch(() => null);
   const message = page?.results?.at(-1);
-  if (message && conversationId === id && item.isConnected) item.replaceWith(messageItem(message));
+  const same = message && (!item.dataset.id || message.id === item.dataset.id);
+  if (same && conversationId === id && item.isConnected) item.replaceWith(messageItem(message));
   updateControls();
 }
 
@@ -359,7 +366,12 @@ async function stop() {
   current.stopping = true;
   if (!conversationId) return; // a new chat's id comes with the first chunk: stop() runs again then
   try {
-    await api(`/api/chat/conversations/${conversationId}/stop/`, { method: "POST" });
+    const url = `/api/chat/conversations/${conversationId}/stop/`;
+    const { stopped } = await api(url, { method: "POST" });
+    if (!stopped) {
+      current.stopping = false; // it had just finished: its stream ends by itself
+      return;
+    }
   } catch (error) {
     if (error.status !== 404) showError(errorBox, error); // 404: a server without the endpoint
   }
