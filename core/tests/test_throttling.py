@@ -99,6 +99,7 @@ def redis_that_never_answers(settings, monkeypatch):
         }
     }
     settings.CHAT_RATE_LIMIT = "10/m"
+    settings.REDIS_URL = ""  # the generation hub (core.hub) stays local: this is about the cache
     monkeypatch.setattr(throttling, "_last_warning", float("-inf"), raising=False)
     monkeypatch.setattr(throttling, "_cache_down_until", 0.0, raising=False)
     yield accepted
