@@ -534,3 +534,53 @@ def test_stop_in_one_tab_interrupts_the_reply_in_the_other(slow_page, console_er
         expect(tab.locator(f"{LAST_REPLY} .meta")).to_contain_text("interrupted")
         expect(tab.get_by_role("button", name="Send")).to_be_visible()
     assert console_errors == []
+
+
+def test_a_file_that_is_not_what_it_claims_is_refused(page, console_errors):
+    sign_up(page)
+
+    with page.expect_response("**/api/chat/attachments/") as uploaded:
+        page.get_by_label("Attach").set_input_files(
+            {"name": "fake.png", "mimeType": "image/png", "buffer": b"not a picture at all"}
+        )
+
+    assert uploaded.value.status == 400
+    expect(page.locator("#chat-error")).to_contain_text("fake.png: ")
+    expect(page.locator("#pending-files li")).to_have_count(0)
+    send(page, "Hello without files")
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    expect(page.locator("#messages .attachments")).to_have_count(0)
+    assert console_errors == [
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
+
+
+def test_a_message_sent_while_another_tab_s_reply_runs_waits(slow_page, console_errors):
+    """One reply at a time per conversation: a tab that sends while another tab's reply is running
+    gets its text back, and is shown the running reply instead (the server's 409)."""
+    first = slow_page
+    sign_up(first)
+    send(first, "First question.")
+    expect(first.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=30_000)
+    second = first.context.new_page()
+    second.goto(f"/#/chat/{conversation_id(first)}")
+    expect(second.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    send(first, "Second question, from the first tab.")
+    wait_for_reply_longer_than(first, 0)
+
+    send(second, "A question from the second tab.")
+
+    expect(second.locator("#chat-error")).to_have_text(
+        "A reply is being generated in this conversation; wait for it or stop it."
+    )
+    expect(second.get_by_label("Message", exact=True)).to_have_value(
+        "A question from the second tab."
+    )
+    expect(second.locator("#messages li.user .bubble").last).to_have_text(
+        "Second question, from the first tab."
+    )
+    expect(second.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(second.locator("#messages > li")).to_have_count(4)
+    assert console_errors == [
+        "Failed to load resource: the server responded with a status of 409 (Conflict)"
+    ]

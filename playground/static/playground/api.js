@@ -133,7 +133,7 @@ async function errorFrom(response) {
 function errorFromBody(status, statusText, body, retryAfterHeader) {
   const { code = `http_${status}`, details } = body.error ?? {};
   let message = body.error?.message ?? (statusText || "Request failed.");
-  if (details && typeof details === "object") {
+  if (status === 400 && details && typeof details === "object") { // which fields were wrong
     const problems = Object.entries(details).map(([field, text]) => `${field}: ${[text].flat().join(" ")}`);
     message += " " + problems.join("; ");
   }
