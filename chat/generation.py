@@ -195,8 +195,7 @@ class Generation:
                 },
             )
         )
-        watcher = asyncio.ensure_future(channel.stopped.wait())
-        watcher.add_done_callback(lambda _: self.stop() if channel.stopped.is_set() else None)
+        channel.on_stop = self.stop
 
         def close_block() -> bytes:
             nonlocal open_block
@@ -321,7 +320,6 @@ class Generation:
             if not self.ready.done():
                 self.ready.set_exception(exc)
         finally:
-            watcher.cancel()
             channel.close()
             _running.pop(turn.reply_id, None)
 

@@ -87,6 +87,7 @@ class ChatStreamView(StreamingAPIView):
     # The token's user id is trusted here; start_turn checks the user is still active.
     authentication_classes = [StatelessJWTAuthentication]
     throttle_classes = [ChatRateThrottle]
+    checks_on_loop = True
 
     @extend_schema(
         summary="Stream a reply to a message",
@@ -122,7 +123,7 @@ class ChatStreamView(StreamingAPIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
-        turn = await run_db(
+        turn = await self.run_db(
             start_turn,
             user_id=request.user.pk,
             text=data["text"],
@@ -161,6 +162,7 @@ class ResumeStreamView(StreamingAPIView):
     204."""
 
     authentication_classes = [StatelessJWTAuthentication]
+    checks_on_loop = True
 
     @extend_schema(
         summary="Resume the running reply's stream",
@@ -182,6 +184,7 @@ class ResumeStreamView(StreamingAPIView):
 
 class StopGenerationView(StreamingAPIView):
     authentication_classes = [StatelessJWTAuthentication]
+    checks_on_loop = True
 
     @extend_schema(
         summary="Stop the running reply",

@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,7 @@ class Channel:
         "forget_at",
         "frames",
         "key",
+        "on_stop",
         "stopped",
     )
 
@@ -104,6 +105,9 @@ class Channel:
         self.closed = False
         self.forget_at = math.inf  # monotonic time after which the frames are dropped
         self.stopped = asyncio.Event()
+        #: Called (on the event loop) when a stop is requested: the owner's way to act at once
+        #: without a task waiting on `stopped`.
+        self.on_stop: Callable[[], None] | None = None
         self._hub = hub
         self._waiters: list[asyncio.Future[None]] = []
         # Redis mirroring: how many frames are written, whether the channel waits in the
@@ -145,13 +149,22 @@ class Channel:
         self._waiters.append(waiter)
         await waiter
 
+    def request_stop(self) -> None:
+        self.stopped.set()
+        if self.on_stop is not None:
+            self.on_stop()
+
     async def frames_from_start(self) -> AsyncIterator[bytes]:
+        """Every frame from the first, then live ones. The frames published since the listener
+        last ran come as one chunk: one socket write for them, not one each."""
         frames = self.frames
         index = 0
         while True:
-            while index < len(frames):
-                yield frames[index]
-                index += 1
+            end = len(frames)
+            if index < end:
+                yield frames[index] if end - index == 1 else b"".join(frames[index:end])
+                index = end
+                continue
             if self.closed:
                 return
             await self._changed()
@@ -287,7 +300,7 @@ class Hub:
         if channel is not None:
             if channel.closed:
                 return False
-            channel.stopped.set()
+            channel.request_stop()
             return True
         if self._redis is None or self._closing:
             return False
@@ -467,7 +480,7 @@ class Hub:
                 elif message["type"] == "message":
                     channel = self._channels.get(message["data"].decode())
                     if channel is not None and not channel.closed:
-                        channel.stopped.set()
+                        channel.request_stop()
         finally:
             try:
                 await pubsub.aclose()

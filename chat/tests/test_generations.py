@@ -408,3 +408,70 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
     ]
     # user check; the conversation; the resent message; its stored reply. Nothing written.
     assert resend_of_first == ["SELECT", "SELECT", "SELECT", "SELECT"]
+
+
+@pytest.fixture
+def thread_hops(monkeypatch):
+    """Every job handed to a thread pool (sync_to_async, run_db, run_in_executor), in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hops: list[str] = []
+    original = ThreadPoolExecutor.submit
+
+    def counting(self, fn, /, *args, **kwargs):
+        hops.append(getattr(fn, "__qualname__", repr(fn)))
+        return original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", counting)
+    return hops
+
+
+async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, thread_hops):
+    """The ASGI application itself, as uvicorn calls it: the hops a chat turn makes before its
+    first text reaches the client."""
+    from chatbackend.asgi import application
+
+    gemini_standin.enqueue(text_stream(["first", " second"]))
+    body = json.dumps({"message": "Hi"}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/chat/stream/",
+        "raw_path": b"/api/chat/stream/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", auth_header["Authorization"].encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    done = asyncio.Event()
+    hops_at_first_text: list[str] | None = None
+    received: list[bytes] = []
+
+    async def receive():
+        if not received and not done.is_set():
+            received.append(b"")
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        nonlocal hops_at_first_text
+        if message["type"] == "http.response.body":
+            if hops_at_first_text is None and b"text-delta" in message.get("body", b""):
+                hops_at_first_text = list(thread_hops)
+            if not message.get("more_body"):
+                done.set()
+
+    await application(scope, receive, send)
+    assert hops_at_first_text is not None
+    print(hops_at_first_text)
+    assert len(hops_at_first_text) == 0, hops_at_first_text

@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import uuid
+import weakref
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -107,12 +108,28 @@ async def raw_redis(redis_settings):
     await client.aclose()
 
 
+# A listener may get several frames in one chunk (one socket write for them): the helpers split
+# chunks back into frames, keeping what a partial read did not use for the next read.
+_leftover: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _split(chunk: bytes) -> list[bytes]:
+    return [part + b"\n\n" for part in chunk.split(b"\n\n")[:-1]]
+
+
 async def read_all(frames) -> list[bytes]:
-    return [f async for f in frames]
+    got = _leftover.pop(frames, [])
+    async for chunk in frames:
+        got += _split(chunk)
+    return got
 
 
 async def next_frames(frames, n: int) -> list[bytes]:
-    return [await anext(frames) for _ in range(n)]
+    got = _leftover.pop(frames, [])
+    while len(got) < n:
+        got += _split(await anext(frames))
+    _leftover[frames] = got[n:]
+    return got[:n]
 
 
 # --- both backends -------------------------------------------------------------------------

@@ -31,6 +31,8 @@ import os
 import re
 import ssl
 import time
+import urllib.parse
+import urllib.request
 import warnings
 import weakref
 from collections.abc import AsyncIterator
@@ -281,13 +283,24 @@ class GeminiTransport:
                     ssl=shared_ssl_context(),
                 ),
                 trace_configs=[trace],
-                trust_env=True,
+                # The proxy is read from the environment once, here: with trust_env aiohttp
+                # would read ~/.netrc and the proxy variables in a worker thread on every
+                # request (two thread hops before each model call).
+                trust_env=False,
+                proxy=self._proxy(),
                 read_bufsize=2**16,
             )
             options = types.HttpOptions(**self._http_options, aiohttp_client=session)
             client = genai.Client(api_key=self._api_key, vertexai=False, http_options=options)
             self._clients[loop] = client
         return client
+
+    def _proxy(self) -> str | None:
+        """HTTPS_PROXY / HTTP_PROXY (and NO_PROXY) for the API's host, as the SDK would use."""
+        url = urllib.parse.urlsplit(self.base_url or "https://generativelanguage.googleapis.com")
+        if url.hostname and urllib.request.proxy_bypass(url.hostname):
+            return None
+        return urllib.request.getproxies().get(url.scheme or "https")
 
     def session(self) -> aiohttp.ClientSession:
         return self.client()._api_client._http_options.aiohttp_client  # type: ignore[return-value]
