@@ -89,6 +89,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "chatbackend.urls"
+CSRF_FAILURE_VIEW = "core.errors.csrf_failure"  # JSON, like every other error
 ASGI_APPLICATION = "chatbackend.asgi.application"
 
 TEMPLATES = [

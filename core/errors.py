@@ -155,3 +155,9 @@ def handler400(request, exception=None):
 
 def handler403(request, exception=None):
     return error_response(403, "permission_denied", "Permission denied.")
+
+
+def csrf_failure(request, reason=""):
+    """settings.CSRF_FAILURE_VIEW: Django's own is an HTML page. Only cookie-authenticated forms
+    (the admin's) meet it; the API authenticates with a bearer token and needs no CSRF token."""
+    return error_response(403, "csrf_failed", "CSRF verification failed. Reload the page.")

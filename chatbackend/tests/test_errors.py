@@ -209,3 +209,15 @@ def test_a_conflict_raised_by_a_service_is_409_with_its_code_and_details():
         "message": "A reply is being generated in this conversation.",
         "details": {"replyId": "r-1"},
     }
+
+
+@pytest.mark.django_db
+def test_a_csrf_failure_is_403_json():
+    """The admin's login form posted without its CSRF token (Django's page is HTML)."""
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/admin/login/", {"username": "root", "password": "x"})
+    assert response.status_code == 403
+    assert error_of(response) == {
+        "code": "csrf_failed",
+        "message": "CSRF verification failed. Reload the page.",
+    }
