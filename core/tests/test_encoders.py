@@ -66,6 +66,30 @@ def test_text_delta_prefix_is_not_shared_between_streams():
     )
 
 
+def test_reasoning_start_delta_end(ui):
+    assert ui.reasoning_start("r1") == b'data: {"type":"reasoning-start","id":"r1"}\n\n'
+    assert ui.reasoning_delta("r1", "Weighing ünits…") == (
+        'data: {"type":"reasoning-delta","id":"r1","delta":"Weighing ünits…"}\n\n'.encode()
+    )
+    assert ui.reasoning_end("r1") == b'data: {"type":"reasoning-end","id":"r1"}\n\n'
+
+
+def test_reasoning_does_not_disturb_the_text_delta_prefix(ui):
+    ui.text_delta("t1", "a")
+    ui.reasoning_delta("r1", "thinking")
+    assert ui.text_delta("t1", "b") == b'data: {"type":"text-delta","id":"t1","delta":"b"}\n\n'
+
+
+def test_source_url_with_and_without_title(ui):
+    assert ui.source_url("s1", "https://example.com/a?b=1&c=2") == (
+        b'data: {"type":"source-url","sourceId":"s1","url":"https://example.com/a?b=1&c=2"}\n\n'
+    )
+    assert ui.source_url("s2", "https://example.org/", "Exemple — été") == (
+        'data: {"type":"source-url","sourceId":"s2","url":"https://example.org/",'
+        '"title":"Exemple — été"}\n\n'.encode()
+    )
+
+
 def test_data_parts(ui):
     assert ui.data("step", {"name": "plan", "status": "running"}) == (
         b'data: {"type":"data-step","data":{"name":"plan","status":"running"}}\n\n'
@@ -136,12 +160,42 @@ def test_simple_stream_frames():
     assert simple.text_delta("t", "Olá 👋") == 'data: {"content":"Olá 👋"}\n\n'.encode()
     assert simple.text_delta("other", 'a"b') == b'data: {"content":"a\\"b"}\n\n'
     assert simple.text_end("t") == b""
+    assert simple.reasoning_start("r") + simple.reasoning_delta("r", "x") == b""
+    assert simple.reasoning_end("r") + simple.source_url("s", "https://example.com/") == b""
     assert simple.data("step", {"n": 1}) == b""
     assert simple.tool_input("c", "calculator", {}) == b""
     assert simple.tool_output("c", {}) == b""
     assert simple.finish("stop", {"usage": {}}) == b""
     assert simple.error("quota exceeded") == b'data: {"error":"quota exceeded"}\n\n'
     assert simple.done() == b"data: [DONE]\n\n"
+
+
+def test_simple_stream_frames_from_ui_frames():
+    ui, simple = UIMessageStream(), SimpleStream()
+    published = b"".join(
+        [
+            ui.start("m", {"conversationId": "c"}),
+            ui.reasoning_start("r"),
+            ui.reasoning_delta("r", "hmm"),
+            ui.reasoning_end("r"),
+            ui.text_start("t"),
+            ui.text_delta("t", "Grüß "),
+            ui.text_delta("t", "dich"),
+            ui.source_url("s", "https://example.com/"),
+            ui.text_end("t"),
+            ui.error("upstream failed"),
+            ui.finish("error"),
+            ui.done(),
+        ]
+    )
+    assert simple.from_ui(published) == (
+        'data: {"content":"Grüß "}\n\ndata: {"content":"dich"}\n\n'
+        'data: {"error":"upstream failed"}\n\ndata: [DONE]\n\n'.encode()
+    )
+    # One frame at a time (as a listener receives them) gives the same bytes.
+    frames = [block + b"\n\n" for block in published.split(b"\n\n")[:-1]]
+    assert b"".join(simple.from_ui(frame) for frame in frames) == simple.from_ui(published)
+    assert simple.from_ui(ui.start("m")) == b""
 
 
 # --- Text stream (plain text, what `useObject` reads) -----------------------------------------
@@ -154,6 +208,8 @@ def test_text_stream_is_only_the_text():
     assert text.text_delta("t", '{"city": "Zürich"') == '{"city": "Zürich"'.encode()
     assert text.text_delta("t", "}\n") == b"}\n"
     assert text.text_end("t") == b""
+    assert text.reasoning_start("r") + text.reasoning_delta("r", "x") == b""
+    assert text.reasoning_end("r") + text.source_url("s", "https://example.com/") == b""
     assert text.data("step", {}) == b""
     assert text.finish("stop") == b""
     assert text.error("boom") == b""
