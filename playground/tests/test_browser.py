@@ -584,3 +584,31 @@ def test_a_message_sent_while_another_tab_s_reply_runs_waits(slow_page, console_
     assert console_errors == [
         "Failed to load resource: the server responded with a status of 409 (Conflict)"
     ]
+
+
+def test_a_tab_shown_again_catches_up_with_the_other_tab(slow_page, console_errors):
+    """A tab left open on a conversation, when shown again, shows the message another tab sent
+    meanwhile and joins its running reply."""
+    first = slow_page
+    sign_up(first)
+    send(first, "First question.")
+    expect(first.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=30_000)
+    second = first.context.new_page()
+    second.goto(f"/#/chat/{conversation_id(first)}")
+    expect(second.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    send(first, "Second question, while the other tab is hidden.")
+    wait_for_reply_longer_than(first, 0)
+
+    # What the browser does when the user switches back to the tab.
+    second.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+
+    expect(second.locator("#messages li.user .bubble").last).to_have_text(
+        "Second question, while the other tab is hidden."
+    )
+    wait_for_reply_longer_than(second, 0)
+    for tab in (first, second):
+        expect(tab.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=30_000)
+    expect(second.locator(f"{LAST_REPLY} .bubble")).to_have_text(
+        first.locator(f"{LAST_REPLY} .bubble").text_content()
+    )
+    assert console_errors == []

@@ -359,6 +359,26 @@ async function refreshMessage(id, item) {
   updateControls();
 }
 
+/**
+ * Catches up with what another tab did in the open conversation while this one was hidden (a
+ * message sent, a reply now running or finished): shows the conversation again, joining its
+ * running reply.
+ */
+async function catchUp() {
+  const id = conversationId;
+  if (!id || run || sending || $("#chat-view").hidden) return;
+  const page = await api(`/api/chat/conversations/${id}/messages/?page_size=1&page=last`)
+    .catch(() => null);
+  const last = page?.results?.at(-1);
+  const shown = log.lastElementChild;
+  if (!last || id !== conversationId || run || sending) return;
+  if (last.id !== shown?.dataset.id || last.status !== shown?.dataset.status) openConversation(id);
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") catchUp();
+});
+
 /** Asks the server to stop the running reply, then stops reading it. */
 async function stop() {
   if (!run) return;
