@@ -36,6 +36,7 @@ __all__ = [
     "database_url_for_subprocess",
     "free_port",
     "production_env",
+    "standin_server_env",
 ]
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -158,6 +159,24 @@ def database_url_for_subprocess() -> str | None:
         port = db.get("PORT") or 5432
         return f"postgres://{auth}{host}:{port}/{db['NAME']}"
     return None
+
+
+def standin_server_env(standin_url: str, **overrides: str) -> dict[str, str]:
+    """`production_env` for a server process that uses the test's database and asks the Gemini
+    stand-in at `standin_url` (no retries). Skips (fails under CI=true) when another process
+    cannot reach the test database."""
+    from tests.require import require
+
+    database_url = database_url_for_subprocess()
+    require(database_url, "the test database is in memory: another process cannot use it")
+    return production_env(
+        DATABASE_URL=database_url,
+        AI_PROVIDER="gemini",
+        GEMINI_API_KEY="test-key",
+        GEMINI_BASE_URL=standin_url,
+        GEMINI_MAX_RETRIES="0",
+        **overrides,
+    )
 
 
 class ServerProcess:

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-__all__ = ["in_ci", "require"]
+__all__ = ["in_ci", "require", "required_redis_url"]
 
 
 def in_ci() -> bool:
@@ -29,3 +29,19 @@ def require(condition: object, reason: str) -> None:
     # What pytest.skip raises, reported at the test's own location (as pytest's skipif marks do)
     # rather than at this line, so that `-ra` lists each skipped test by its file.
     raise pytest.skip.Exception(reason, allow_module_level=True, _use_item_location=True)
+
+
+def required_redis_url(why: str) -> str:
+    """REDIS_URL, once a Redis answers there; else `require` fails or skips, saying `why` the test
+    needs one (e.g. "two server processes share a limit only through Redis")."""
+    url = os.environ.get("REDIS_URL", "")
+    require(url, f"needs REDIS_URL: {why}")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        unreachable = ""
+    except redis.RedisError as exc:
+        unreachable = type(exc).__name__
+    require(not unreachable, f"Redis at REDIS_URL is unreachable ({unreachable}): {why}")
+    return url

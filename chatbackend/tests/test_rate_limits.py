@@ -2,7 +2,6 @@
 two server processes on one Redis enforce one limit."""
 
 import json
-import os
 import uuid
 
 import httpx
@@ -12,7 +11,7 @@ from django.test import AsyncClient
 
 from conftest import bearer
 from tests.live_server import ServerProcess, database_url_for_subprocess, production_env
-from tests.require import require
+from tests.require import require, required_redis_url
 
 
 @pytest.fixture
@@ -82,23 +81,9 @@ async def test_zero_disables_the_limit(settings, fresh_rate_counts, auth_header)
         assert (await post(client, "/api/chat/stream/", {}, auth_header)).status_code == 400
 
 
-def required_redis_url() -> str:
-    url = os.environ.get("REDIS_URL", "")
-    require(url, "needs REDIS_URL: two server processes share a limit only through Redis")
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        reachable = ""
-    except redis.RedisError as exc:
-        reachable = exc.__class__.__name__
-    require(not reachable, f"Redis at REDIS_URL is unreachable ({reachable})")
-    return url
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_server_processes_share_one_limit_through_redis(user):
-    redis_url = required_redis_url()
+    redis_url = required_redis_url("two server processes share a limit only through Redis")
     database_url = database_url_for_subprocess()
     require(database_url, "the test database is in memory: another process cannot see its users")
     env = production_env(

@@ -13,9 +13,8 @@ import pytest
 from chat.models import Message
 from conftest import bearer
 from tests.gemini_standin import text_stream
-from tests.live_server import ServerProcess, database_url_for_subprocess, production_env
+from tests.live_server import ServerProcess, standin_server_env
 from tests.polling import eventually
-from tests.require import require
 from tests.sse import iter_frames
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,19 +143,6 @@ def test_checkpoint_stores_the_text_while_the_stream_is_held(
     assert (reply.status, reply.content) == (Message.Status.COMPLETE, "Saved early. And the rest.")
 
 
-def gemini_server_env(standin, **overrides: str) -> dict[str, str]:
-    database_url = database_url_for_subprocess()
-    require(database_url, "the test database is in memory: another process cannot use it")
-    return production_env(
-        DATABASE_URL=database_url,
-        AI_PROVIDER="gemini",
-        GEMINI_API_KEY="test-key",
-        GEMINI_BASE_URL=standin.base_url,
-        GEMINI_MAX_RETRIES="0",
-        **overrides,
-    )
-
-
 def open_stream(client: httpx.Client, user, message: str):
     return client.stream(
         "POST",
@@ -172,7 +158,7 @@ def test_sigterm_mid_stream_saves_the_partial_reply_before_exiting(
 ):
     gemini_standin.enqueue(text_stream(["Half an answer", " and the other half"], gate=gate))
     server = ServerProcess(
-        gemini_server_env(gemini_standin),
+        standin_server_env(gemini_standin.base_url),
         graceful_timeout_s=1,
         extra_args=("--workers", str(workers)),  # the Dockerfile runs 2
     ).start()
@@ -203,7 +189,9 @@ def test_sigterm_lets_a_stream_finish_within_the_graceful_timeout(gemini_standin
     gemini_standin.enqueue(text_stream(["Almost ", "done."], gate=gate))
     # A graceful timeout far longer than the exit below may take: exiting in time shows that
     # uvicorn stopped because the stream was done, not because the timeout ran out.
-    server = ServerProcess(gemini_server_env(gemini_standin), graceful_timeout_s=60).start()
+    server = ServerProcess(
+        standin_server_env(gemini_standin.base_url), graceful_timeout_s=60
+    ).start()
     try:
         with (
             httpx.Client(base_url=server.url, timeout=10) as client,
