@@ -1,14 +1,16 @@
 """Rate limits counted by django-ratelimit in the shared cache.
 
 django-ratelimit's decorator does not support async views, so its counter (`get_usage`) is wrapped
-in a DRF throttle; adrf runs throttles before the view, and the exception handler turns the refusal
-into a 429 JSON error with `Retry-After`. With REDIS_URL set the count is shared by every worker.
+in a DRF throttle (checked by `core.views.StreamingAPIView` in the view's first database burst),
+and the exception handler turns the refusal into a 429 JSON error with `Retry-After`. With
+REDIS_URL set the count is shared by every worker. Logins use `count_attempt` directly
+(accounts.throttling).
 
 When the cache cannot be reached (Redis down), a limit cannot be counted: `count_attempt` then
 allows the request and logs one warning a minute, instead of failing every request with a 500.
-After a failure it leaves the cache alone for `RETRY_CACHE_AFTER_S`: the throttles run on the event
-loop, and a Redis that does not answer (rather than refusing the connection) costs a timeout
-(`REDIS_TIMEOUT_S`) per try, which every request of the worker would otherwise wait for.
+After a failure it leaves the cache alone for `RETRY_CACHE_AFTER_S`: a Redis that does not answer
+(rather than refusing the connection) costs a timeout (`REDIS_TIMEOUT_S`) per try, which every
+request would otherwise wait for, holding its thread or the event loop meanwhile.
 /readyz reports the cache as unavailable meanwhile."""
 
 from __future__ import annotations
