@@ -8,15 +8,20 @@ run on the event loop. The exception is saving a session or messages that the vi
 may write to the database: that `process_response` still runs in a thread, as before. Under WSGI
 (and Django's sync test client) nothing changes.
 
-Security, CSRF and X-Frame-Options stay Django's own classes (and hops): `check --deploy` looks for
-them by their dotted path, and a check that cannot see them is worse than 6 hops."""
+Security, CSRF and X-Frame-Options likewise (6 more hops): their hooks set headers and cookies and
+read the request, whose body Django has already read under ASGI. `check --deploy` looks for them
+by Django's dotted paths; `chatbackend.checks` runs those checks as if Django's classes were
+listed, so none of them is lost."""
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import OperationalError
+from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
+from django.middleware.security import SecurityMiddleware
 from django.utils.deprecation import MiddlewareMixin
 
 from core.errors import database_unavailable
@@ -65,6 +70,21 @@ class Messages(HooksOnEventLoop, MessageMiddleware):
     def response_io(self, request) -> bool:
         storage = getattr(request, "_messages", None)
         return storage is not None and (storage.used or storage.added_new)
+
+
+class Security(HooksOnEventLoop, SecurityMiddleware):
+    pass  # headers and the HTTPS redirect
+
+
+class Csrf(HooksOnEventLoop, CsrfViewMiddleware):
+    async def process_view(self, request, callback, callback_args, callback_kwargs):
+        # A coroutine function: Django's async handler awaits it instead of a hop (under WSGI it
+        # adapts it the other way). API views are exempt; a form's POST is already in memory.
+        return super().process_view(request, callback, callback_args, callback_kwargs)
+
+
+class XFrameOptions(HooksOnEventLoop, XFrameOptionsMiddleware):
+    pass
 
 
 class DatabaseUnavailable(MiddlewareMixin):

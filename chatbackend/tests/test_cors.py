@@ -61,7 +61,7 @@ async def test_stream_response_exposes_its_headers_to_the_frontend(auth_header):
     assert {"x-vercel-ai-ui-message-stream", "retry-after"} <= exposed(response)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view's database work runs in its own threads
 def test_rate_limit_response_is_readable_by_the_frontend(api, settings, user):
     settings.CHAT_RATE_LIMIT = "1/h"
     settings.CACHES = {
@@ -70,9 +70,12 @@ def test_rate_limit_response_is_readable_by_the_frontend(api, settings, user):
             "LOCATION": "cors-rate-limit-test",
         }
     }
-    api.post("/api/chat/stream/", {}, format="json")
+    # A valid body (the limit is counted with the turn's first database work): an unknown
+    # conversation, so that nothing is generated.
+    body = {"message": "hi", "conversation_id": "00000000-0000-4000-8000-000000000000"}
+    assert api.post("/api/chat/stream/", body, format="json").status_code == 404
 
-    response = api.post("/api/chat/stream/", {}, format="json", headers={"Origin": FRONTEND})
+    response = api.post("/api/chat/stream/", body, format="json", headers={"Origin": FRONTEND})
 
     assert response.status_code == 429
     assert response["Access-Control-Allow-Origin"] == FRONTEND

@@ -184,3 +184,21 @@ def test_refuses_to_start_with_debug_off_and_no_secret():
 
     with pytest.raises(RuntimeError, match="DJANGO_SECRET_KEY must be set"):
         ServerProcess(env).start()
+
+
+def test_check_deploy_still_sees_what_our_on_loop_middleware_stands_for():
+    """Security, Csrf and XFrameOptions are Django's classes with their hooks on the event loop:
+    Django's deploy checks, which look for its own paths, still run for them."""
+    env = production_env(
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="example.com",
+        DJANGO_HSTS_SECONDS="0",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+    )
+    result = manage("check", "--deploy", env=env)
+
+    output = result.stdout + result.stderr
+    assert "chatbackend.security.W004" in output  # no HSTS
+    assert "chatbackend.security.W008" in output  # no SSL redirect
+    assert "security.W001" not in output.replace("chatbackend.security", "")
