@@ -85,7 +85,7 @@ function safeUrl(url) {
   if (typeof url !== "string" || !url) return null;
   try {
     const parsed = new URL(url, location.href);
-    return ["http:", "https:", "blob:"].includes(parsed.protocol) ? parsed.href : null;
+    return ["http:", "https:"].includes(parsed.protocol) ? parsed.href : null;
   } catch {
     return null;
   }
@@ -189,7 +189,7 @@ const replies = new WeakMap(); // assistant <li> → its Reply
 
 function messageItem({ id, role, content = "", parts, status = "complete", ...details }) {
   const item = el("li", { class: `message ${role}`, "data-id": id },
-    el("span", { class: "role" }, role === "user" ? "You" : "Assistant"),
+    el("span", { class: "role" }, { user: "You", assistant: "Assistant" }[role] ?? "System"),
     el("small", { class: "meta" }));
   if (role === "assistant") {
     const reply = new Reply(item);
