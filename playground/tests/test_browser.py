@@ -388,6 +388,12 @@ def test_paste_an_image_into_the_message_box(page, console_errors):
 def test_reasoning_is_folded_until_clicked(page, console_errors, artifacts):
     sign_up(page)
     send(page, "Think about how tides work.")
+    wait_for_reply_longer_than(page, 0)
+    # While the answer streams, its thinking (streamed before it) is already there, folded.
+    thinking = page.locator(f"{LAST_REPLY} details.reasoning")
+    assert thinking.evaluate(
+        "details => !details.hidden && !details.open && details.textContent.length > 20"
+    )
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
 
     for attempt in ("live", "stored"):
