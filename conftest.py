@@ -79,3 +79,14 @@ def live_server_url(transactional_db):
 
     with LiveServer() as server:
         yield server.url
+
+
+@pytest.fixture(autouse=True)
+async def close_generation_hub():
+    """The generation hub of the test's event loop (Redis connections and background tasks, see
+    core.hub), closed with the test as the lifespan shutdown closes it in production; left to the
+    loop's final cancellation, a Redis call cut in the middle can hang the teardown."""
+    yield
+    from core.hub import aclose_hub
+
+    await aclose_hub()

@@ -119,21 +119,9 @@ class ChatStreamView(StreamingAPIView):
         },
     )
     async def post(self, request):
-        body = ChatStreamRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
-        turn = await self.run_db(
-            start_turn,
-            user_id=request.user.pk,
-            text=data["text"],
-            files=data["files"],
-            conversation_id=data["conversation_id"],
-            chat_id=data["chat_id"],
-            client_message_id=idempotency_key or data["client_message_id"],
-            regenerate=data["regenerate"],
-            web_search=streams.web_search_wanted(data["web_search"]),
-        )
+        # The body is read, validated and saved in the turn's one thread hop, after the rate limit
+        # (StreamingAPIView.run_db): a refused request costs no validation.
+        turn = await self.run_db(self.start_turn, request)
         simple = request.query_params.get("protocol") == "simple"
         if turn.kind is TurnKind.STORED:
             return streams.stored_reply_response(turn, simple=simple)
@@ -147,6 +135,23 @@ class ChatStreamView(StreamingAPIView):
                 )
             return response
         return await streams.generation_response(turn, simple=simple)
+
+    @staticmethod
+    def start_turn(request):
+        body = ChatStreamRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
+        return start_turn(
+            user_id=request.user.pk,
+            text=data["text"],
+            files=data["files"],
+            conversation_id=data["conversation_id"],
+            chat_id=data["chat_id"],
+            client_message_id=idempotency_key or data["client_message_id"],
+            regenerate=data["regenerate"],
+            web_search=streams.web_search_wanted(data["web_search"]),
+        )
 
 
 class ChatStreamNoSlashView(ChatStreamView):

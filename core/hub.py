@@ -170,6 +170,15 @@ class Channel:
             await self._changed()
 
 
+def _reraise_cancellation() -> None:
+    """On Python 3.11, a cancellation that meets a timeout expiring inside redis-py comes out as
+    a TimeoutError: a background task that retries on errors would then never end (the event
+    loop's final cancel is lost). Raise it as what it is."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class _RateLimitedLog:
     """Logs a failing Redis call at most once per `every_s`, counting the ones it held back, so a
     lost Redis does not flood the log with one line per flush."""
@@ -365,21 +374,21 @@ class Hub:
         failures = 0
         # Live markers are written once stops can reach this hub, so that a stop that finds a
         # marker finds a subscriber (a hung Redis: give up waiting, frames matter more than stop).
+        # asyncio.wait, not asyncio.timeout: on Python 3.11 a cancellation that meets an expiring
+        # timeout becomes a TimeoutError, which would swallow the loop's final cancel (a hang).
+        ready = loop.create_task(self._stops_ready.wait())
         try:
-            async with asyncio.timeout(2):
-                await self._stops_ready.wait()
-        except TimeoutError:
-            pass
+            await asyncio.wait({ready}, timeout=2)
+        finally:
+            ready.cancel()
         while True:
             if not self._dirty and not self._flush_waiters:
                 if self._closing:
                     return
                 self._wake = loop.create_future()
-                try:
-                    async with asyncio.timeout(max(0.0, self._next_heartbeat - time.monotonic())):
-                        await self._wake
-                except TimeoutError:
-                    pass
+                await asyncio.wait(
+                    {self._wake}, timeout=max(0.0, self._next_heartbeat - time.monotonic())
+                )
                 if self.config.flush_interval_s and self._dirty:
                     await asyncio.sleep(self.config.flush_interval_s)  # let more frames gather
             heartbeat = time.monotonic() >= self._next_heartbeat
@@ -435,6 +444,7 @@ class Hub:
             await pipe.execute()
         # Anything at all: the flusher must outlive every failure, or mirroring stops for good.
         except Exception as exc:  # noqa: BLE001 - keep the frames, retry later
+            _reraise_cancellation()
             self._log_error("writing generation frames to Redis", exc)
             now = time.monotonic()
             for channel, _, _ in written:
@@ -467,6 +477,7 @@ class Hub:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - the subscriber must outlive any failure
+                    _reraise_cancellation()
                     self._log_error("listening for stop requests", exc)
                     self._stops_ready.set()
                     failures += 1
@@ -474,6 +485,7 @@ class Hub:
                     continue
                 failures = 0
                 if message is None:
+                    _reraise_cancellation()  # redis-py may have turned it into a timeout
                     continue
                 if message["type"] == "subscribe":
                     self._stops_ready.set()

@@ -439,16 +439,8 @@ def thread_hops(monkeypatch):
     return hops
 
 
-async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, thread_hops):
-    """The ASGI application itself, as uvicorn calls it: the hops a chat turn makes before its
-    first text reaches the client."""
-    from chatbackend.asgi import application, no_hop_when_requests_start
-
-    # As at start-up (Django's sync test client connects close_old_connections again).
-    no_hop_when_requests_start()
-
-    gate = threading.Event()
-    gemini_standin.enqueue(text_stream(["first", " second"], gate=gate))
+async def asgi_turn(application, headers, on_first_text=lambda: None) -> None:
+    """One chat turn through the ASGI application itself, as uvicorn calls it."""
     body = json.dumps({"message": "Hi"}).encode()
     scope = {
         "type": "http",
@@ -463,57 +455,77 @@ async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, t
         "headers": [
             (b"host", b"testserver"),
             (b"content-type", b"application/json"),
-            (b"authorization", auth_header["Authorization"].encode()),
+            (b"authorization", headers["Authorization"].encode()),
             (b"content-length", str(len(body)).encode()),
         ],
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
     done = asyncio.Event()
-    hops_at_first_text: list[str] | None = None
-    received: list[bytes] = []
+    sent_body = []
+    statuses = []
+    seen_text = []
 
     async def receive():
-        if not received and not done.is_set():
-            received.append(b"")
+        if not sent_body:
+            sent_body.append(True)
             return {"type": "http.request", "body": body, "more_body": False}
         await done.wait()
         return {"type": "http.disconnect"}
 
     async def send(message):
-        nonlocal hops_at_first_text
-        if message["type"] == "http.response.body":
-            if hops_at_first_text is None and b"text-delta" in message.get("body", b""):
-                hops_at_first_text = list(thread_hops)
-                gate.set()
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+        elif message["type"] == "http.response.body":
+            if not seen_text and b"text-delta" in message.get("body", b""):
+                seen_text.append(True)
+                on_first_text()
             if not message.get("more_body"):
                 done.set()
 
-    # Warm-up: the first request through the app (static files indexed, the model client made).
-    warm = {**scope, "method": "GET", "path": "/healthz", "raw_path": b"/healthz", "headers": []}
-    replies = []
-
-    warm_sent = []
-
-    async def warm_receive():
-        if not warm_sent:
-            warm_sent.append(True)
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # the client stays: Django cancels this when it is done
-
-    async def warm_send(message):
-        replies.append(message)
-
-    await application(warm, warm_receive, warm_send)
-    assert replies[0]["status"] == 200
-    thread_hops.clear()
-
     await application(scope, receive, send)
+    assert statuses == [200]
+    assert seen_text
+
+
+async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, thread_hops):
+    """The hops a chat turn makes before its first text reaches the client, and the threads it
+    starts, through the ASGI application as uvicorn calls it."""
+    from chatbackend.asgi import application, no_hop_when_requests_start
+
+    # As at start-up (Django's sync test client connects close_old_connections again).
+    no_hop_when_requests_start()
+    gemini_standin.enqueue(text_stream(["warm"]))
+    await asgi_turn(application, auth_header)  # warm-up: pools and clients made, files indexed
+
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["first", " second"], gate=gate))
+    thread_hops.clear()
+    hops_at_first_text: list[str] = []
+    started_threads = []
+    original_start = threading.Thread.start
+
+    def first_text():
+        hops_at_first_text.extend(thread_hops)
+        gate.set()
+
+    def counting_start(thread):
+        started_threads.append(thread.name)
+        return original_start(thread)
+
+    threading.Thread.start = counting_start
+    try:
+        await asgi_turn(application, auth_header, first_text)
+    finally:
+        threading.Thread.start = original_start
+
+    # No thread started for the request (its sync code shares a long-lived one).
+    assert started_threads == []
     # The test settings' SERVESTATIC_AUTOREFRESH looks each path up in a thread; production
     # settings do not (their static files are indexed at start-up).
     hops = [hop for hop in hops_at_first_text if hop != "ServeStaticBase.find_file"]
     # One: the turn's first database burst, which also counts the rate limit. No middleware
-    # hook, no authentication, no per-request thread.
+    # hook, no authentication, no signal receiver.
     assert hops == ["run_db(StreamingAPIView.run_db.<locals>.throttled)"]
 
 

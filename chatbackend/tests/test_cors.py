@@ -70,10 +70,8 @@ def test_rate_limit_response_is_readable_by_the_frontend(api, settings, user):
             "LOCATION": "cors-rate-limit-test",
         }
     }
-    # A valid body (the limit is counted with the turn's first database work): an unknown
-    # conversation, so that nothing is generated.
-    body = {"message": "hi", "conversation_id": "00000000-0000-4000-8000-000000000000"}
-    assert api.post("/api/chat/stream/", body, format="json").status_code == 404
+    body = {}  # refused before anything is generated
+    assert api.post("/api/chat/stream/", body, format="json").status_code == 400
 
     response = api.post("/api/chat/stream/", body, format="json", headers={"Origin": FRONTEND})
 
