@@ -81,7 +81,7 @@ def live_server_url(transactional_db):
         yield server.url
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def close_generation_hub():
     """The generation hub of the test's event loop (Redis connections and background tasks, see
     core.hub), closed with the test as the lifespan shutdown closes it in production; left to the
@@ -90,3 +90,15 @@ async def close_generation_hub():
     from core.hub import aclose_hub
 
     await aclose_hub()
+
+
+def pytest_collection_modifyitems(items):
+    # Every async test closes its loop's hub (a sync test has no loop of its own to close, and an
+    # async fixture would give it one, which Playwright's sync API refuses to run inside).
+    for item in items:
+        function = getattr(item, "function", None)
+        if (
+            asyncio.iscoroutinefunction(function)
+            and "close_generation_hub" not in item.fixturenames
+        ):
+            item.fixturenames.append("close_generation_hub")

@@ -9,7 +9,8 @@ own first database burst (`chat.services.start_turn`), so a deactivated user is 
 
 from drf_spectacular.drainage import set_override
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed
+
+from core.errors import NotAuthenticated
 
 #: `request.user` is a `TokenUser` (its id from the token); no database access. (simplejwt's own
 #: class, not a subclass, so that drf-spectacular documents it as the same bearer scheme.)
@@ -18,12 +19,10 @@ StatelessJWTAuthentication = JWTStatelessUserAuthentication
 set_override(StatelessJWTAuthentication, "suppress_collision_warning", True)
 
 
-class UserNotActive(AuthenticationFailed):
+class UserNotActive(NotAuthenticated):
     """Raised by a service that finds the token's user deactivated or deleted: the same 401 as
-    `JWTAuthentication` gives for them, so clients see no difference."""
+    `JWTAuthentication` gives for them, so clients see no difference. A domain error (core.errors),
+    not DRF's: services know nothing of the API layer."""
 
     def __init__(self, *, found: bool):
-        if found:
-            super().__init__("User is inactive", code="user_inactive")
-        else:
-            super().__init__("User not found", code="user_not_found")
+        super().__init__("User is inactive" if found else "User not found")

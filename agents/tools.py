@@ -13,8 +13,7 @@ import math
 import re
 from typing import Any
 
-from llm import Tool
-from llm.offline import find_expression
+from llm import Tool, find_expression
 
 from .calculator import CalculationError, Number, evaluate
 from .schemas import CalculateArgs, ValidateAnswerArgs

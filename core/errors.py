@@ -46,6 +46,14 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class NotAuthenticated(ServiceError):
+    """401: the caller is not (or no longer) who the request needs, e.g. a valid token of a user
+    since deactivated. Rendered with `WWW-Authenticate: Bearer`, as DRF's 401s are."""
+
+    status = 401
+    code = "authentication_failed"
+
+
 class Conflict(ServiceError):
     """409: the request clashes with the resource's current state, e.g.
     `Conflict("A reply is being generated…", code="generation_in_progress",
@@ -98,7 +106,8 @@ _DRF_CODES = {
 
 def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        headers = {"WWW-Authenticate": 'Bearer realm="api"'} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, "request_too_large", "The request body is too large.")
     if isinstance(exc, OperationalError):

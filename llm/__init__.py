@@ -10,6 +10,7 @@ from .errors import (
     ModelRequestRejected,
     ModelUnavailable,
 )
+from .expressions import find_expression
 from .registry import backend_label, build_provider, get_provider, model_for, warm_up
 from .tokens import estimate_tokens
 from .types import (
@@ -60,6 +61,7 @@ __all__ = [
     "backend_label",
     "build_provider",
     "estimate_tokens",
+    "find_expression",
     "get_provider",
     "model_for",
     "warm_up",

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from .calllog import count_attempt
 from .errors import ModelOutputInvalid
+from .expressions import find_expression
 from .structured import build_example, example_from_schema, parse_partial
 from .tokens import estimate_tokens
 from .tool_calls import execute_tool_call
@@ -56,8 +57,6 @@ MODEL_NAME = "offline"
 logger = logging.getLogger("llm")
 
 # Digits, operators (incl. ** and ^), parentheses; must contain an operator between operands.
-_EXPRESSION = re.compile(r"[-(]*\d[\d\s.,+\-*/^%()]*[\d)]")
-_HAS_OPERATOR = re.compile(r"[\d)]\s*(?:\*\*|[-+*/^%])\s*[-(]*\d")
 
 _OPENERS = [
     "Here is an offline reply, written without calling any model.",
@@ -110,15 +109,6 @@ def _first_words(text: str, n: int = 6) -> str:
     words = text.split()
     snippet = " ".join(words[:n])
     return snippet + ("..." if len(words) > n else "")
-
-
-def find_expression(text: str) -> str | None:
-    """The first arithmetic expression in `text` (e.g. "2**10 + (3*4)"), or None."""
-    for match in _EXPRESSION.finditer(text):
-        candidate = match.group(0).strip().rstrip(".,").strip()
-        if _HAS_OPERATOR.search(candidate) and candidate.count("(") == candidate.count(")"):
-            return candidate
-    return None
 
 
 class OfflineProvider:
@@ -334,4 +324,4 @@ class OfflineProvider:
         yield ToolLoopFinished(text, usage, MODEL_NAME, steps, results)
 
 
-__all__ = ["MODEL_NAME", "OfflineProvider", "find_expression"]
+__all__ = ["MODEL_NAME", "OfflineProvider"]

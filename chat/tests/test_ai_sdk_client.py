@@ -69,3 +69,56 @@ def test_ai_sdk_client_reads_our_stream_and_continues_the_chat(
         "Hello from Gemini.",
         "And again",
     ]
+
+
+def test_ai_sdk_client_validates_reasoning_text_and_sources(
+    live_server_url, user, gemini_standin, gemini_provider_settings
+):
+    """A reply with a thought summary, text and web-search sources: every chunk passes the AI
+    SDK's schema, and its assembled UIMessage holds them as parts, as the database does."""
+    import os
+
+    from conftest import bearer
+    from tests.gemini_standin import grounding_metadata
+
+    require(
+        shutil.which("node") is not None and (SDK_DIR / "node_modules" / "ai").exists(),
+        "needs Node.js and the AI SDK: run `npm ci --prefix tests/ai_sdk`",
+    )
+    pages = [("https://example.org/a", "Page A"), ("https://example.org/b", "Page B")]
+    gemini_standin.enqueue(
+        text_stream(
+            ["Found ", "two pages."],
+            thoughts=["Searching ", "the web."],
+            grounding=grounding_metadata(*pages),
+        )
+    )
+    result = subprocess.run(
+        [
+            "node",
+            "use_chat_client.mjs",
+            f"{live_server_url}/api/chat/stream",
+            bearer(user).removeprefix("Bearer "),
+            "sdk-rich-1",
+            "What is new?",
+        ],
+        cwd=SDK_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "EXTRA_BODY": json.dumps({"webSearch": True})},
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["errors"] == []
+    reply = output["messages"][1]
+    kinds = [part["type"] for part in reply["parts"] if part["type"] != "step-start"]
+    assert kinds == ["reasoning", "text", "source-url", "source-url"]
+    by_type = {part["type"]: part for part in reply["parts"]}
+    assert by_type["reasoning"]["text"] == "Searching the web."
+    assert by_type["text"]["text"] == "Found two pages."
+    assert [(p["url"], p["title"]) for p in reply["parts"] if p["type"] == "source-url"] == pages
+    stored = Message.objects.get(role="assistant")
+    assert [p["type"] for p in stored.parts] == ["reasoning", "text", "source-url", "source-url"]
+    assert {"googleSearch": {}} in gemini_standin.requests[0].body["tools"]

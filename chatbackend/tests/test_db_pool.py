@@ -19,8 +19,13 @@ from tests.sse import aiter_frames
 
 STREAMS = 300
 POOL_SIZE = 10
-#: Connections that are not the server's: the test process's own (its pool keeps some open).
-OTHER_CONNECTIONS = 5
+
+
+def other_connections() -> int:
+    """Connections that are not the server's: the test process's own pool (it keeps some open,
+    up to its max size, after earlier tests), and the sampler's."""
+    pool = connection.settings_dict.get("OPTIONS", {}).get("pool") or {}
+    return int(pool.get("max_size", 10) if isinstance(pool, dict) else 10) + 1
 
 
 def require_postgresql() -> None:
@@ -134,7 +139,7 @@ def test_300_concurrent_streams_share_a_pool_of_10_connections(gemini_standin, u
             f"({sampler.samples} samples)"
         )
     assert sampler.peak_server <= POOL_SIZE
-    assert sampler.peak_total <= POOL_SIZE + OTHER_CONNECTIONS
+    assert sampler.peak_total <= POOL_SIZE + other_connections()
 
 
 async def hold_streams(url: str, headers: dict[str, str], count: int, standin, gate) -> list:

@@ -23,8 +23,9 @@ from llm import (
     ToolLoopFinished,
     Usage,
     estimate_tokens,
+    find_expression,
 )
-from llm.offline import OfflineProvider, find_expression
+from llm.offline import OfflineProvider
 from llm.tests.schemas import CalculateArgs, Review, Strict, ValidateArgs
 
 provider = OfflineProvider(chunk_delay_ms=0)

@@ -2,10 +2,12 @@
 // reads the reply with the SDK's own parser: every chunk is validated against uiMessageChunkSchema,
 // then assembled into a UIMessage by readUIMessageStream. Prints the UIMessages as JSON.
 // Usage: node use_chat_client.mjs <api url> <access token> <chat id> <text> [<text> ...]
+// EXTRA_BODY (JSON, optional): sent with every request, as `sendMessage(m, {body})` does.
 import { DefaultChatTransport, readUIMessageStream } from "ai";
 
 const [api, token, chatId, ...texts] = process.argv.slice(2);
 const transport = new DefaultChatTransport({ api, headers: { Authorization: `Bearer ${token}` } });
+const body = process.env.EXTRA_BODY ? JSON.parse(process.env.EXTRA_BODY) : undefined;
 const messages = [];
 const errors = [];
 
@@ -17,6 +19,7 @@ for (const [i, text] of texts.entries()) {
     trigger: "submit-message",
     messageId: undefined,
     abortSignal: undefined,
+    body,
   });
   let reply;
   for await (const message of readUIMessageStream({
