@@ -40,6 +40,17 @@ def test_text_delta_keeps_unicode_as_utf8_and_escapes_json(ui):
     assert ui.text_delta("t1", "") == b'data: {"type":"text-delta","id":"t1","delta":""}\n\n'
 
 
+def test_a_lone_surrogate_is_escaped_not_an_error(ui):
+    # A model's JSON may carry "\\ud800"; the frame stays valid JSON (then ASCII with escapes).
+    assert ui.text_delta("t1", "a\ud800é") == (
+        b'data: {"type":"text-delta","id":"t1","delta":"a\\ud800\\u00e9"}\n\n'
+    )
+    assert SimpleStream().text_delta("t1", "\udfff") == b'data: {"content":"\\udfff"}\n\n'
+    assert ui.data("result", {"x": "\ud800"}) == (
+        b'data: {"type":"data-result","data":{"x":"\\ud800"}}\n\n'
+    )
+
+
 def test_text_delta_prefix_follows_the_text_id(ui):
     # The constant start of the frame is cached per text id: switching ids must switch it.
     frames = [
