@@ -54,7 +54,8 @@ logger = logging.getLogger(__name__)
 # What a lost, slow or failing Redis raises through redis-py's asyncio client.
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _END = b"end"
-_CLOSED = b"closed"
+_CLOSED = b"closed"  # the live marker after the end: b"closed:" + the owner's id
+_MIRROR = "mirror:"  # on an owner's channel: a listener elsewhere wants this key's frames
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Channel:
         "_end_sent",
         "_hub",
         "_live_sent",
+        "_mirrored",
         "_remote",
         "_sent",
         "_waiters",
@@ -117,6 +119,9 @@ class Channel:
         self._dirty = False
         self._live_sent = False
         self._end_sent = False
+        # Frames go to Redis only once a listener elsewhere asks for them (`Hub.listen` on
+        # another hub): a reply nobody resumes costs two marker writes, not one per flush.
+        self._mirrored = False
 
     def publish(self, frame: bytes) -> None:
         if self.closed:
@@ -124,7 +129,7 @@ class Channel:
         self.frames.append(frame)
         if self._waiters:
             self._wake_listeners()
-        if self._remote and not self._dirty:
+        if self._mirrored and not self._dirty:
             self._hub._mark_dirty(self)
 
     def close(self) -> None:
@@ -278,6 +283,14 @@ class Hub:
             return None
         if state is None:
             return None
+        owner = state.split(b":", 1)[1] if state.startswith(_CLOSED) else state
+        try:
+            reached = await self._redis.publish(self._stop_channel(owner.decode()), _MIRROR + key)
+            if not reached and not await self._redis.exists(self._stream_key(key)):
+                return None  # its owner is gone and nothing was mirrored
+        except _REDIS_ERRORS as exc:
+            self._log_error("listen", exc)
+            return None
         return self._frames_from_redis(key)
 
     async def _frames_from_redis(self, key: str) -> AsyncIterator[bytes]:
@@ -290,7 +303,7 @@ class Hub:
                     # Nothing new for a while: go on only while the owner's heartbeat says it runs
                     # (an end marker we have not seen with "closed" means the stream expired).
                     state = await self._redis.get(live)
-                    if state is None or state == _CLOSED:
+                    if state is None or state.startswith(_CLOSED):
                         return
                     continue
             except _REDIS_ERRORS as exc:  # a lost Redis ends the listener, never the generation
@@ -315,7 +328,7 @@ class Hub:
             return False
         try:
             owner = await self._redis.get(self._live_key(key))
-            if owner is None or owner == _CLOSED:
+            if owner is None or owner.startswith(_CLOSED):
                 return False
             receivers = await self._redis.publish(self._stop_channel(owner.decode()), key)
         except _REDIS_ERRORS as exc:
@@ -421,23 +434,27 @@ class Hub:
             end, closed = len(channel.frames), channel.closed
             if not channel._live_sent and not closed:
                 pipe.set(live, self.id, ex=math.ceil(config.live_ttl_s))
-            if end > channel._sent or (closed and not channel._end_sent):
+            mirrored = channel._mirrored
+            if mirrored and (end > channel._sent or (closed and not channel._end_sent)):
                 fields: dict[str, bytes] = {
                     str(i): frame for i, frame in enumerate(channel.frames[channel._sent : end])
                 }
                 if closed:
                     fields["end"] = b"1"
                 pipe.xadd(stream, fields, maxlen=config.stream_maxlen, approximate=True)
-                if not channel._live_sent or closed:
+                if channel._sent == 0 or closed:  # its first entry, or its last
                     pipe.expire(stream, config.stream_ttl_s)
             if closed:
-                pipe.set(live, _CLOSED, px=max(1, int(config.grace_s * 1000)))
-            written.append((channel, end, closed))
+                pipe.set(
+                    live, _CLOSED + b":" + self.id.encode(), px=max(1, int(config.grace_s * 1000))
+                )
+            written.append((channel, end if mirrored else channel._sent, closed and mirrored))
         if heartbeat:
             for channel in self._channels.values():
                 if channel._remote and channel._live_sent and not channel.closed:
                     pipe.set(self._live_key(channel.key), self.id, ex=math.ceil(config.live_ttl_s))
-                    pipe.expire(self._stream_key(channel.key), config.stream_ttl_s)
+                    if channel._mirrored:
+                        pipe.expire(self._stream_key(channel.key), config.stream_ttl_s)
         if not len(pipe):
             return True
         try:
@@ -454,10 +471,10 @@ class Hub:
                     channel._dirty = True
                     self._dirty.append(channel)
             return False
-        for channel, end, closed in written:
+        for channel, end, end_sent in written:
             channel._sent = end
             channel._live_sent = True
-            channel._end_sent = closed
+            channel._end_sent = end_sent
         return True
 
     async def _receive_stops(self) -> None:
@@ -490,7 +507,15 @@ class Hub:
                 if message["type"] == "subscribe":
                     self._stops_ready.set()
                 elif message["type"] == "message":
-                    channel = self._channels.get(message["data"].decode())
+                    data = message["data"].decode()
+                    if data.startswith(_MIRROR):
+                        channel = self._channels.get(data[len(_MIRROR) :])
+                        if channel is not None and channel._remote and not channel._mirrored:
+                            channel._mirrored = True
+                            if not channel._dirty:
+                                self._mark_dirty(channel)
+                        continue
+                    channel = self._channels.get(data)
                     if channel is not None and not channel.closed:
                         channel.request_stop()
         finally:

@@ -351,26 +351,32 @@ async def test_a_listener_on_another_hub_after_the_close_gets_all_then_none_afte
     assert await eventually_async(not_running, timeout_s=WAIT_S)
 
 
-async def test_redis_holds_one_bounded_expiring_stream_entry_per_flush(
+async def test_frames_reach_redis_only_once_a_listener_elsewhere_asks_then_one_entry_a_flush(
     redis_settings, make_hub, raw_redis
 ):
     redis_settings.GENERATION_STREAM_MAXLEN = 1000
     redis_settings.GENERATION_STREAM_TTL_S = 120
-    owner = make_hub()
+    owner, other = make_hub(), make_hub()
     key = new_key()
     channel = owner.open(key)
-    for i in range(20):  # one loop turn: one entry, one round trip
+    for i in range(20):  # one loop turn
         channel.publish(frame(i))
     await owner.flush()
-    stream = f"test:gen:{key}:frames"
-    assert await raw_redis.xlen(stream) == 1
+    stream, live = f"test:gen:{key}:frames", f"test:gen:{key}:live"
+    # Nobody elsewhere listens: only the marker that says where it runs.
+    assert await raw_redis.exists(stream) == 0
+    assert await raw_redis.get(live) == owner.id.encode()
+
+    remote = await other.listen(key)
+    assert await asyncio.wait_for(next_frames(remote, 20), WAIT_S) == [frame(i) for i in range(20)]
+    assert await raw_redis.xlen(stream) == 1  # what was there, in one entry, one round trip
     assert 0 < await raw_redis.ttl(stream) <= 120
-    assert await raw_redis.get(f"test:gen:{key}:live") == owner.id.encode()
 
     channel.close()
     await owner.flush()
+    assert await asyncio.wait_for(read_all(remote), WAIT_S) == []
     assert await raw_redis.xlen(stream) == 2  # the end marker
-    assert await raw_redis.get(f"test:gen:{key}:live") == b"closed"
+    assert await raw_redis.get(live) == b"closed:" + owner.id.encode()
 
 
 async def test_a_listener_on_another_hub_ends_when_the_owner_dies(redis_settings, make_hub):
