@@ -22,7 +22,9 @@ PG = "postgres://postgres@127.0.0.1:5432"
 DB = "chatbackend_turncost"
 
 
-async def turn(app, token: str) -> None:
+async def turn(app, token: str, on_first_text=None) -> None:
+    """One chat turn through the ASGI application, as uvicorn calls it, read to its end.
+    `on_first_text` is called when the first text delta reaches the client (the tests' hook)."""
     body = json.dumps({"message": "How do streams work?"}).encode()
     scope = {
         "type": "http",
@@ -57,10 +59,14 @@ async def turn(app, token: str) -> None:
         return {"type": "http.disconnect"}
 
     async def send(message):
+        nonlocal on_first_text
         if message["type"] == "http.response.start":
             assert message["status"] == 200, message
         elif message["type"] == "http.response.body":
             frames.append(message.get("body", b""))
+            if on_first_text is not None and b"text-delta" in frames[-1]:
+                on_first_text()
+                on_first_text = None
             if not message.get("more_body"):
                 finished.set()
 

@@ -439,64 +439,17 @@ def thread_hops(monkeypatch):
     return hops
 
 
-async def asgi_turn(application, headers, on_first_text=lambda: None) -> None:
-    """One chat turn through the ASGI application itself, as uvicorn calls it."""
-    body = json.dumps({"message": "Hi"}).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/chat/stream/",
-        "raw_path": b"/api/chat/stream/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"authorization", headers["Authorization"].encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    done = asyncio.Event()
-    sent_body = []
-    statuses = []
-    seen_text = []
-
-    async def receive():
-        if not sent_body:
-            sent_body.append(True)
-            return {"type": "http.request", "body": body, "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-        elif message["type"] == "http.response.body":
-            if not seen_text and b"text-delta" in message.get("body", b""):
-                seen_text.append(True)
-                on_first_text()
-            if not message.get("more_body"):
-                done.set()
-
-    await application(scope, receive, send)
-    assert statuses == [200]
-    assert seen_text
-
-
 async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, thread_hops):
     """The hops a chat turn makes before its first text reaches the client, and the threads it
     starts, through the ASGI application as uvicorn calls it."""
+    from bench.turn_cost import turn
     from chatbackend.asgi import application, no_hop_when_requests_start
 
     # As at start-up (Django's sync test client connects close_old_connections again).
     no_hop_when_requests_start()
     gemini_standin.enqueue(text_stream(["warm"]))
-    await asgi_turn(application, auth_header)  # warm-up: pools and clients made, files indexed
+    token = auth_header["Authorization"].removeprefix("Bearer ")
+    await turn(application, token)  # warm-up: pools and clients made, files indexed
 
     gate = threading.Event()
     gemini_standin.enqueue(text_stream(["first", " second"], gate=gate))
@@ -515,7 +468,7 @@ async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, t
 
     threading.Thread.start = counting_start
     try:
-        await asgi_turn(application, auth_header, first_text)
+        await turn(application, token, first_text)
     finally:
         threading.Thread.start = original_start
 
