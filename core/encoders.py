@@ -193,7 +193,7 @@ class TextStream(StreamEncoder):
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
     def text_delta(self, text_id, delta):
-        return delta.encode()
+        return delta.encode("utf-8", "replace")  # a lone surrogate becomes "?", not an error
 
 
 def streaming_response(

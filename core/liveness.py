@@ -66,6 +66,7 @@ _kinds: dict[str, _Kind] = {}
 _running: dict[str, Counter] = {}
 _lock = threading.Lock()
 _task: asyncio.Task | None = None
+STARTUP_SWEEP_WAIT_S = 2.0
 _stopping: asyncio.Event | None = None
 
 
@@ -137,7 +138,13 @@ async def tick() -> int:
     return await sweep()
 
 
-async def _loop(stopping: asyncio.Event) -> None:
+async def _loop(stopping: asyncio.Event, swept: asyncio.Event) -> None:
+    try:
+        await sweep()
+    except Exception:
+        logger.exception("Liveness sweep at start-up failed")
+    finally:
+        swept.set()
     while True:
         # Waiting on the stop event rather than sleeping, so that stop() ends the task at once.
         try:
@@ -154,16 +161,20 @@ async def _loop(stopping: asyncio.Event) -> None:
 
 async def start() -> None:
     """Sweep once (rows left by processes that died while this one was down), then beat and sweep
-    in the background until `stop()`."""
+    in the background until `stop()`. Waits for the first sweep at most `STARTUP_SWEEP_WAIT_S`:
+    a database that hangs must not keep the server from starting (and /healthz from answering);
+    the sweep then finishes in the background."""
     global _task, _stopping
     if _task is not None and not _task.done() and _task.get_loop() is asyncio.get_running_loop():
         return
-    try:
-        await sweep()
-    except Exception:
-        logger.exception("Liveness sweep at start-up failed")
     _stopping = asyncio.Event()
-    _task = asyncio.create_task(_loop(_stopping), name="core.liveness")
+    swept = asyncio.Event()
+    _task = asyncio.create_task(_loop(_stopping, swept), name="core.liveness")
+    waiting = asyncio.ensure_future(swept.wait())
+    try:
+        await asyncio.wait({waiting}, timeout=STARTUP_SWEEP_WAIT_S)
+    finally:
+        waiting.cancel()
 
 
 async def stop() -> None:

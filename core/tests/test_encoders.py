@@ -263,3 +263,7 @@ async def test_streaming_response_headers_and_body(encoder, content_type, protoc
     assert response["X-Accel-Buffering"] == "no"
     assert response.get("x-vercel-ai-ui-message-stream") == protocol
     assert b"".join([chunk async for chunk in response.streaming_content]) == body
+
+
+def test_text_stream_writes_a_lone_surrogate_as_a_replacement_not_an_error():
+    assert TextStream().text_delta("t", "a\ud800b") == b"a?b"

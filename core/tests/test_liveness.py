@@ -166,3 +166,28 @@ async def test_start_is_idempotent_on_one_loop(settings):
     finally:
         await liveness.stop()
     assert task.done()
+
+
+async def test_a_hanging_first_sweep_does_not_hold_up_start_up(monkeypatch, settings):
+    """A database that hangs must not keep the server from starting: start() waits for the first
+    sweep only so long, and the sweep finishes in the background."""
+    settings.STREAM_STALE_S = 30
+    monkeypatch.setattr(liveness, "STARTUP_SWEEP_WAIT_S", 0.05)
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hanging_sweep(stale_before):
+        entered.set()
+        release.wait(10)
+        return 0
+
+    liveness.register("job", beat=lambda ids: None, sweep=hanging_sweep)
+    try:
+        # returns although the sweep has not (the deadline fails the test if it waited for it)
+        await asyncio.wait_for(liveness.start(), timeout=3)
+        assert await asyncio.to_thread(entered.wait, 5)
+        assert not release.is_set()
+        assert liveness._task is not None and not liveness._task.done()
+    finally:
+        release.set()
+        await liveness.stop()
