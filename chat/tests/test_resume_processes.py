@@ -25,9 +25,9 @@ import pytest
 from chat.models import Conversation, Message
 from conftest import bearer
 from tests.gemini_standin import text_stream
-from tests.live_server import ServerProcess, database_url_for_subprocess, production_env
+from tests.live_server import ServerProcess, standin_server_env
 from tests.polling import eventually
-from tests.require import require
+from tests.require import require, required_redis_url
 from tests.sse import iter_frames
 from usage.models import UsageRecord
 
@@ -43,20 +43,6 @@ WHOLE = FIRST + SECOND + LAST
 # --- Environment ----------------------------------------------------------------------------------
 
 
-def redis_url() -> str:
-    url = os.environ.get("REDIS_URL", "")
-    require(url, "needs REDIS_URL: two server processes share running replies only through Redis")
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        unreachable = ""
-    except redis.RedisError as exc:
-        unreachable = type(exc).__name__
-    require(not unreachable, f"Redis at REDIS_URL is unreachable ({unreachable})")
-    return url
-
-
 def server_env(standin_url: str, **overrides: str) -> dict[str, str]:
     from django.db import connection
 
@@ -64,16 +50,12 @@ def server_env(standin_url: str, **overrides: str) -> dict[str, str]:
         connection.vendor == "postgresql",
         "needs PostgreSQL (DATABASE_URL): the two workers share one database server",
     )
-    database_url = database_url_for_subprocess()
-    assert database_url is not None
-    return production_env(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url(),
+    return standin_server_env(
+        standin_url,
+        REDIS_URL=required_redis_url(
+            "two server processes share running replies only through Redis"
+        ),
         GENERATION_KEY_PREFIX=KEY_PREFIX,
-        AI_PROVIDER="gemini",
-        GEMINI_API_KEY="test-key",
-        GEMINI_BASE_URL=standin_url,
-        GEMINI_MAX_RETRIES="0",
         **overrides,
     )
 
