@@ -502,3 +502,30 @@ def test_the_asgi_application_starts_requests_without_sync_receivers():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
+
+
+async def test_a_running_reply_is_beaten_while_the_model_says_nothing(
+    client, auth_header, gemini_standin
+):
+    """The heartbeat comes from the process, not from new text: a reply whose model is silent is
+    stamped alive by the worker's beat, and a sweep then leaves it alone."""
+    from core import liveness
+
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["Hel", "lo"], gate=gate))
+    first = await post(client, auth_header, {"message": "Hi"})
+    reply = await Message.objects.aget(role="assistant")
+    assert reply.heartbeat_at is None
+
+    await liveness.beat()
+    await reply.arefresh_from_db()
+    beaten_at = reply.heartbeat_at
+    assert beaten_at is not None
+    assert await liveness.sweep(now=beaten_at + timedelta(seconds=5)) == 0
+    await reply.arefresh_from_db()
+    assert reply.status == "streaming"
+
+    gate.set()
+    assert deltas(parse_sse(await read_body(first))) == "Hello"
+    await reply.arefresh_from_db()
+    assert reply.status == "complete"
