@@ -21,8 +21,10 @@ from contextlib import aclosing
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from attachments.services import file_parts
 from core import liveness
 from core.db import run_db
 from core.encoders import UIMessageStream
@@ -130,8 +132,6 @@ def beat_replies(ids: list) -> None:
 def sweep_stale_replies(stale_before) -> int:
     """Replies whose generation stopped reporting (its worker died): interrupted, keeping their
     last checkpoint. A reply that never beat counts from its last update."""
-    from django.db.models import Q
-
     stale = Q(heartbeat_at__lt=stale_before) | Q(
         heartbeat_at__isnull=True, updated_at__lt=stale_before
     )
@@ -141,8 +141,6 @@ def sweep_stale_replies(stale_before) -> int:
 
 
 def _load_files(ids: tuple[str, ...]) -> dict[str, FilePart]:
-    from attachments.services import file_parts
-
     return {str(key): part for key, part in file_parts(ids=list(ids)).items()}
 
 

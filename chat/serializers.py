@@ -1,6 +1,8 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from attachments.signing import signed_url
+
 from .models import Conversation, Message
 
 
@@ -61,8 +63,6 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_parts(self, message) -> list[dict]:
-        from attachments.signing import signed_url
-
         parts = message.parts or (
             [{"type": "text", "text": message.content}] if message.content else []
         )

@@ -7,6 +7,9 @@ from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from attachments.services import delete_attachments
+
+from .history import file_ids
 from .models import Conversation, Message
 from .turns import append_message
 
@@ -51,10 +54,6 @@ def update_conversation(
 
 def delete_conversation(*, conversation: Conversation) -> None:
     """Delete a conversation, its messages and the files its messages carried."""
-    from attachments.services import delete_attachments
-
-    from .history import file_ids
-
     with transaction.atomic():
         ids = {
             i

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from accounts.authentication import UserNotActive
+from attachments.services import attachment_from_part
 from core.errors import Conflict, NotFound, ServiceError
 from llm import model_for
 
@@ -71,8 +72,6 @@ def store_files(*, user_id: int, files: list[dict]) -> list[dict]:
     as the parts kept with the message (the url is signed afresh whenever it is shown)."""
     if not files:
         return []
-    from attachments.services import attachment_from_part
-
     user = User(pk=user_id)
     stored = []
     for part in files:
