@@ -6,11 +6,22 @@ from django.db.models import Q
 
 
 class Conversation(models.Model):
+    class TitleSource(models.TextChoices):
+        MESSAGE = "message", "from the first message"
+        MODEL = "model", "written by the model"
+        USER = "user", "set by the user"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200)
+    title_source = models.CharField(
+        max_length=16,
+        choices=TitleSource.choices,
+        default=TitleSource.MESSAGE,
+        help_text="Where the title came from: a title the user set is never replaced.",
+    )
     # NULL, not '', so that the unique constraint only applies to conversations that have one.
     client_chat_id = models.CharField(  # noqa: DJ001
         max_length=200,
@@ -128,3 +139,34 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class MessageFeedback(models.Model):
+    """A user's rating of an assistant reply: one per user per message."""
+
+    class Rating(models.TextChoices):
+        UP = "up"
+        DOWN = "down"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="message_feedback"
+    )
+    rating = models.CharField(max_length=8, choices=Rating.choices)
+    comment = models.TextField(blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["rating", "-updated_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="one_feedback_per_user"),
+            models.CheckConstraint(
+                condition=Q(rating__in=["up", "down"]), name="feedback_rating_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rating} on {self.message_id}"

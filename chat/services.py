@@ -15,8 +15,13 @@ from .turns import append_message
 
 
 def create_conversation(*, user, title: str = "", system_prompt: str = "") -> Conversation:
+    source = Conversation.TitleSource
     with transaction.atomic():
-        conversation = Conversation.objects.create(user=user, title=title or "New conversation")
+        conversation = Conversation.objects.create(
+            user=user,
+            title=title or "New conversation",
+            title_source=source.USER if title else source.MESSAGE,
+        )
         if system_prompt:
             append_message(conversation, role=Message.Role.SYSTEM, content=system_prompt)
             conversation.save(update_fields=["next_position"])
@@ -33,7 +38,8 @@ def update_conversation(
     fields = ["updated_at"]
     if title is not None:
         conversation.title = title
-        fields.append("title")
+        conversation.title_source = Conversation.TitleSource.USER
+        fields += ["title", "title_source"]
     if system_prompt is not None:
         system = conversation.messages.filter(role=Message.Role.SYSTEM).order_by("position")
         first = system.first()
