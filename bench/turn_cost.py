@@ -2,7 +2,10 @@
 is called directly for `POST /api/chat/stream/` against PostgreSQL and the stand-in (no pacing
 delays), and every frame is read to the end. Steadier than `bench.run` for A/B-ing one change:
 
-    python -m bench.turn_cost [--turns 400] [--concurrency 10] [--profile]
+    python -m bench.turn_cost [--turns 400] [--concurrency 10] [--history 0] [--profile]
+
+`--history N`: each turn continues a conversation of its own that already holds N messages (see
+`bench.history`), so every turn sends the same length of history.
 
 Prints CPU (process_time, all threads) per turn; `--profile` adds a pyinstrument tree of the
 same turns (slower; its absolute CPU does not count)."""
@@ -22,10 +25,14 @@ PG = "postgres://postgres@127.0.0.1:5432"
 DB = "chatbackend_turncost"
 
 
-async def turn(app, token: str, on_first_text=None) -> None:
+async def turn(app, token: str, on_first_text=None, conversation_id: str | None = None) -> None:
     """One chat turn through the ASGI application, as uvicorn calls it, read to its end.
-    `on_first_text` is called when the first text delta reaches the client (the tests' hook)."""
-    body = json.dumps({"message": "How do streams work?"}).encode()
+    `on_first_text` is called when the first text delta reaches the client (the tests' hook);
+    with `conversation_id` the turn continues that conversation."""
+    request = {"message": "How do streams work?"}
+    if conversation_id:
+        request["conversation_id"] = conversation_id
+    body = json.dumps(request).encode()
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -74,13 +81,16 @@ async def turn(app, token: str, on_first_text=None) -> None:
     assert b"[DONE]" in b"".join(frames[-2:]), frames[-3:]
 
 
-async def run(args, app, tokens: list[str]) -> float:
+async def run(args, app, tokens: list[str], conversations: list[list[str]] | None = None) -> float:
+    """CPU per turn; with `conversations` (per worker, one per turn) each turn continues one."""
     queue = list(range(args.turns))
 
     async def worker(i: int) -> None:
-        while queue:
+        while queue and (conversations is None or conversations[i]):
             queue.pop()
-            await turn(app, tokens[i])
+            await turn(
+                app, tokens[i], conversation_id=conversations[i].pop() if conversations else None
+            )
 
     started = time.process_time()
     await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
@@ -117,6 +127,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--history", type=int, default=0, help="earlier messages per turn")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
@@ -155,15 +166,32 @@ def main() -> None:
 
         from chatbackend.asgi import application
 
+        async def seeded(turns: int) -> list[list[str]] | None:
+            if not args.history:
+                return None
+            from bench.history import seed_conversations
+
+            def seed() -> list[list[str]]:
+                try:
+                    per_worker = -(-turns // args.concurrency)
+                    return seed_conversations(users, per_worker, args.history)
+                finally:
+                    connection.close()
+
+            return await asyncio.to_thread(seed)
+
         async def session() -> None:
-            await run(argparse.Namespace(**{**vars(args), "turns": 40}), application, tokens)
+            warm = argparse.Namespace(**{**vars(args), "turns": 40})
+            await run(warm, application, tokens, await seeded(40))
             for _ in range(args.repeat):
-                print(f"{await run(args, application, tokens):6.2f} ms CPU per turn")
+                conversations = await seeded(args.turns)
+                print(f"{await run(args, application, tokens, conversations):6.2f} ms CPU per turn")
             if args.profile:
                 from pyinstrument import Profiler
 
+                conversations = await seeded(args.turns)
                 with Profiler(async_mode="disabled") as profiler:
-                    await run(args, application, tokens)
+                    await run(args, application, tokens, conversations)
                 print(profiler.output_text(unicode=True, color=False, show_all=False))
                 print_self_times(profiler.last_session, args.turns)
 

@@ -4,17 +4,19 @@ into a stored summary, and the files that went with each turn."""
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from core.db import run_db
 from llm import ChatMessage, FilePart, LLMError, estimate_tokens, get_provider, model_for
 from usage.services import save_usage
 
-from .models import Conversation, Message
+from .models import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,20 @@ def _file_tokens(part: dict) -> int:
     if media_type.startswith("image/"):
         return IMAGE_TOKENS
     return int(part.get("size") or 0) // 4 + IMAGE_TOKENS
+
+
+class StoredMessage(NamedTuple):
+    """What a turn reads of each stored message of its conversation (`chat.turns`): enough to
+    build the history and to find the running reply or a resent message. `parts` is read for
+    user messages only (their files); None for the others."""
+
+    id: uuid.UUID
+    role: str
+    content: str
+    position: int
+    status: str
+    client_message_id: str | None
+    parts: list[dict] | None
 
 
 @dataclass(frozen=True)
@@ -122,36 +138,34 @@ class ConversationHistory:
         return self.turns[0].position if self.turns else None
 
 
-def conversation_history(
-    *, conversation: Conversation, before_position: int
+def history_of(
+    rows: Iterable[StoredMessage], *, summary: str, summarized_through: int
 ) -> ConversationHistory:
-    """The saved conversation, oldest first, up to (not including) the reply being written.
-    Failed replies that produced no text are left out; partial replies stay, since the user saw
-    them. Reasoning is never sent back; files go with their turn."""
-    rows = (
-        conversation.messages.filter(position__lt=before_position)
-        # Turns already folded into the summary are not read again (system messages always are).
-        .filter(Q(role=Message.Role.SYSTEM) | Q(position__gte=conversation.summarized_through))
-        .exclude(role=Message.Role.ASSISTANT, content="")
-        .order_by("position")
-        .values_list("role", "content", "position", "parts")
-    )
+    """The history the model is sent, from the conversation's stored messages (oldest first, as
+    `chat.turns` reads them in the turn's one query). Failed replies that produced no text are
+    left out; partial replies stay, since the user saw them. Reasoning is never sent back; files
+    go with their turn. Messages folded into the summary are left out (system messages never
+    are)."""
     system: list[str] = []
     turns: list[HistoryTurn] = []
-    for role, content, position, parts in rows:
-        if role == Message.Role.SYSTEM:
-            system.append(content)
-        elif position >= conversation.summarized_through:
-            files = [p for p in parts if p.get("type") == "file"] if role == "user" else []
+    for row in rows:
+        role = row.role
+        if role == "system":
+            system.append(row.content)
+        elif row.position < summarized_through or (role == "assistant" and not row.content):
+            continue
+        elif role == "user" and (files := [p for p in row.parts or () if p.get("type") == "file"]):
             turns.append(
                 HistoryTurn(
-                    position,
-                    ChatMessage(role, content),
+                    row.position,
+                    ChatMessage(role, row.content),
                     file_ids(files),
                     sum(_file_tokens(f) for f in files),
                 )
             )
-    return ConversationHistory(tuple(system), conversation.summary, tuple(turns))
+        else:
+            turns.append(HistoryTurn(row.position, ChatMessage(role, row.content)))
+    return ConversationHistory(tuple(system), summary, tuple(turns))
 
 
 def save_summary(*, conversation_id, user_id, summary: str, through: int, model: str, usage):

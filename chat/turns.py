@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, JSONField, Q, When
+from django.utils import timezone
 
 from accounts.authentication import UserNotActive
 from attachments.services import attachment_from_part
 from core.errors import Conflict, NotFound, ServiceError
 from llm import model_for
 
-from .history import ConversationHistory, conversation_history
+from .history import ConversationHistory, StoredMessage, history_of
 from .models import Conversation, Message
 
 TITLE_MAX_CHARS = 60
@@ -108,11 +109,23 @@ def _existing_conversation(
     *, user_id, conversation_id, chat_id, first_message_id
 ) -> Conversation | None:
     """The caller's conversation this turn continues, locked for the turn's writes; None when the
-    turn starts a new one."""
-    owned = Conversation.objects.select_for_update().filter(user_id=user_id)
+    turn starts a new one. Only an active user's conversations are found: for a user who is no
+    longer active, none is, and the new conversation's path refuses them (`_check_active`)."""
+    owned = (
+        Conversation.objects.select_for_update(of=("self",))
+        .filter(user_id=user_id, user__is_active=True)
+        .only(
+            "id",
+            "user_id",
+            "summary",
+            "summarized_through",
+            "next_position",
+        )
+    )
     if conversation_id:
         conversation = owned.filter(id=conversation_id).first()
         if conversation is None:
+            _check_active(user_id)
             raise NotFound("Conversation not found.")
         return conversation
     if chat_id:
@@ -178,41 +191,91 @@ def _start_conversation(
     )
 
 
-def _in_progress(reply: Message) -> Conflict:
+def _in_progress(reply_id: uuid.UUID) -> Conflict:
     return Conflict(
         "A reply is being generated in this conversation; wait for it or stop it.",
         code="generation_in_progress",
-        details={"replyId": str(reply.id)},
+        details={"replyId": str(reply_id)},
     )
 
 
-def _resend(conversation: Conversation, user_message: Message, running: Message | None, **turn):
-    """A message sent again: its stored reply, its running generation, or (when its reply failed
-    or is missing) a new reply — but never a second generation beside a running one."""
-    reply = (
+#: A user message's parts, read with the conversation's messages (their files go with the
+#: history); an assistant's (its reasoning and sources) are not needed to start a turn.
+_USER_PARTS = Case(When(role=Message.Role.USER, then="parts"), output_field=JSONField())
+
+
+def stored_messages(conversation: Conversation) -> list[StoredMessage]:
+    """The conversation's messages a turn needs, in one query: the system messages and every
+    message after the summary, oldest first."""
+    return [
+        StoredMessage(*row)
+        for row in Message.objects.filter(conversation_id=conversation.id)
+        .filter(Q(role=Message.Role.SYSTEM) | Q(position__gte=conversation.summarized_through))
+        .order_by("position")
+        .values_list(
+            "id", "role", "content", "position", "status", "client_message_id", _USER_PARTS
+        )
+    ]
+
+
+def _resent_message(
+    conversation: Conversation, stored: list[StoredMessage], client_message_id: str
+) -> StoredMessage | None:
+    """The user message sent before with this id: among the stored messages read, or (when it was
+    folded into the summary since) found with one more query."""
+    for message in stored:
+        if message.role == Message.Role.USER and message.client_message_id == client_message_id:
+            return message
+    if conversation.summarized_through == 0:
+        return None
+    row = (
         Message.objects.filter(
             conversation_id=conversation.id,
-            role=Message.Role.ASSISTANT,
-            position__gt=user_message.position,
+            role=Message.Role.USER,
+            client_message_id=client_message_id,
         )
-        .order_by("position")
-        .only("id", "conversation_id", "status", "model", "content", "parts", "finish_reason")
+        .values_list("id", "role", "content", "position", "status", "client_message_id")
         .first()
     )
+    return StoredMessage(*row, None) if row else None
+
+
+def _resend(stored: list[StoredMessage], resent: StoredMessage, running, **turn) -> Turn | None:
+    """A message sent again: its stored reply, its running generation, or (when its reply failed
+    or is missing) None: a new reply — but never a second generation beside a running one."""
+    reply = next(
+        (m for m in stored if m.role == Message.Role.ASSISTANT and m.position > resent.position),
+        None,
+    )
+    if reply is None and running is None and stored and stored[-1].position > resent.position:
+        # The resent message is older than the messages read: its reply is found by query.
+        reply_row = (
+            Message.objects.filter(
+                conversation_id=turn["conversation_id"],
+                role=Message.Role.ASSISTANT,
+                position__gt=resent.position,
+            )
+            .order_by("position")
+            .values_list("id", "role", "content", "position", "status", "client_message_id")
+            .first()
+        )
+        reply = StoredMessage(*reply_row, None) if reply_row else None
     if reply is not None and reply.status == Message.Status.COMPLETE:
+        stored_reply = Message.objects.only("model", "parts", "finish_reason").get(id=reply.id)
         return Turn(
             kind=TurnKind.STORED,
             reply_id=reply.id,
-            model=reply.model,
+            model=stored_reply.model,
             stored_content=reply.content,
-            stored_parts=tuple(reply.parts),
-            stored_finish=reply.finish_reason or "stop",
+            stored_parts=tuple(stored_reply.parts),
+            stored_finish=stored_reply.finish_reason or "stop",
             **turn,
         )
     if running is not None:
         if reply is not None and running.id == reply.id:
-            return Turn(kind=TurnKind.RUNNING, reply_id=reply.id, model=reply.model, **turn)
-        raise _in_progress(running)
+            model = Message.objects.filter(id=reply.id).values_list("model", flat=True).first()
+            return Turn(kind=TurnKind.RUNNING, reply_id=reply.id, model=model or "", **turn)
+        raise _in_progress(running.id)
     return None
 
 
@@ -231,9 +294,13 @@ def start_turn(
     """Save the user's message (once, even when resent) and an empty reply to stream into.
 
     `files` are the message's file parts as the client sent them: they are stored only when the
-    message is (not for a resend)."""
+    message is (not for a resend).
+
+    Continuing a conversation takes four statements, whatever its length: the conversation
+    (locked, with its user's active check), its messages after the summary (the history, the
+    running reply, a resent message), the new messages (one INSERT), the conversation's
+    position and time (one UPDATE)."""
     files = files or []
-    _check_active(user_id)
     conversation = _existing_conversation(
         user_id=user_id,
         conversation_id=conversation_id,
@@ -241,6 +308,7 @@ def start_turn(
         first_message_id=client_message_id,
     )
     if conversation is None:
+        _check_active(user_id)
         if regenerate:
             raise ServiceError("There is no reply to regenerate.", code="nothing_to_regenerate")
         turn = _start_conversation(
@@ -260,63 +328,92 @@ def start_turn(
             first_message_id=client_message_id,
         )
 
-    # One query: the running reply, if any, and the resent message, if this is a resend.
-    wanted = Q(status=Message.Status.STREAMING)
-    if client_message_id and not regenerate:
-        wanted |= Q(role=Message.Role.USER, client_message_id=client_message_id)
-    found = list(
-        Message.objects.filter(wanted, conversation_id=conversation.id)
-        .order_by()
-        .only("id", "conversation_id", "role", "status", "position")
-    )
-    running = next((m for m in found if m.status == Message.Status.STREAMING), None)
-    resent = next((m for m in found if m.role == Message.Role.USER), None)
+    stored = stored_messages(conversation)
+    running = next((m for m in stored if m.status == Message.Status.STREAMING), None)
+    model = model_for("chat")
+    new_messages: list[Message] = []
 
     if regenerate:
         if running is not None:
-            raise _in_progress(running)
-        user_message = (
-            conversation.messages.filter(role=Message.Role.USER).order_by("-position").first()
+            raise _in_progress(running.id)
+        user_index = next(
+            (i for i in range(len(stored) - 1, -1, -1) if stored[i].role == Message.Role.USER),
+            None,
         )
-        if user_message is None:
+        if user_index is None:
             raise ServiceError("There is no reply to regenerate.", code="nothing_to_regenerate")
+        user_message_id = stored[user_index].id
         conversation.messages.filter(
-            role=Message.Role.ASSISTANT, position__gt=user_message.position
+            role=Message.Role.ASSISTANT, position__gt=stored[user_index].position
         ).delete()
-    elif resent is not None:
-        user_message = resent
-        turn = _resend(
-            conversation,
-            resent,
-            running,
-            user_id=user_id,
-            conversation_id=conversation.id,
-            user_message_id=resent.id,
-        )
-        if turn is not None:
-            return turn
+        stored = [m for m in stored[: user_index + 1]] + [
+            m for m in stored[user_index + 1 :] if m.role != Message.Role.ASSISTANT
+        ]
     else:
-        if running is not None:
-            raise _in_progress(running)
-        user_message = append_message(
-            conversation,
-            role=Message.Role.USER,
-            content=text,
-            parts=user_parts(text, store_files(user_id=user_id, files=files)),
-            client_message_id=client_message_id,
+        resent = (
+            _resent_message(conversation, stored, client_message_id) if client_message_id else None
         )
-    model = model_for("chat")
-    reply = append_message(
-        conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
+        if resent is not None:
+            user_message_id = resent.id
+            turn = _resend(
+                stored,
+                resent,
+                running,
+                user_id=user_id,
+                conversation_id=conversation.id,
+                user_message_id=resent.id,
+            )
+            if turn is not None:
+                return turn
+        else:
+            if running is not None:
+                raise _in_progress(running.id)
+            parts = user_parts(text, store_files(user_id=user_id, files=files))
+            user_message = Message(
+                conversation=conversation,
+                position=conversation.next_position,
+                role=Message.Role.USER,
+                content=text,
+                parts=parts,
+                client_message_id=client_message_id,
+            )
+            new_messages.append(user_message)
+            user_message_id = user_message.id
+            stored.append(
+                StoredMessage(
+                    user_message.id,
+                    Message.Role.USER,
+                    text,
+                    user_message.position,
+                    Message.Status.COMPLETE,
+                    client_message_id,
+                    parts,
+                )
+            )
+    reply = Message(
+        conversation=conversation,
+        position=conversation.next_position + len(new_messages),
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model=model,
     )
-    conversation.save(update_fields=["next_position", "updated_at"])
+    new_messages.append(reply)
+    Message.objects.bulk_create(new_messages)
+    conversation.next_position = reply.position + 1
+    Conversation.objects.filter(id=conversation.id).update(
+        next_position=conversation.next_position, updated_at=timezone.now()
+    )
     return Turn(
         kind=TurnKind.GENERATE,
         user_id=user_id,
         conversation_id=conversation.id,
-        user_message_id=user_message.id,
+        user_message_id=user_message_id,
         reply_id=reply.id,
         model=model,
-        history=conversation_history(conversation=conversation, before_position=reply.position),
+        history=history_of(
+            stored,
+            summary=conversation.summary,
+            summarized_through=conversation.summarized_through,
+        ),
         web_search=web_search,
     )

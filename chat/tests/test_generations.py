@@ -383,7 +383,7 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
     )
     resend_of_first = list(statements)
 
-    # user check; conversation by first-message key; SAVEPOINT, INSERT conversation, INSERT both
+    # conversation by first-message key; user check; SAVEPOINT, INSERT conversation, INSERT both
     # messages, RELEASE; then the reply and its usage.
     assert new_conversation == [
         "SELECT",
@@ -395,21 +395,49 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
         "UPDATE",
         "INSERT",
     ]
-    # user check; the conversation locked; running or resent message; the two messages; the
-    # conversation's position; the history; then the reply and its usage.
-    assert continued == [
+    # the conversation locked (its user active); its messages (history, running or resent
+    # message); the two new messages; the conversation's position; then the reply and its usage.
+    assert continued == ["SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE", "INSERT"]
+    # the conversation; its messages (the resent one and its reply among them); the stored
+    # reply's parts. Nothing written.
+    assert resend_of_first == ["SELECT", "SELECT", "SELECT"]
+
+
+async def test_statements_per_continued_turn_do_not_grow_with_the_history(
+    client, auth_header, user, gemini_standin, statements
+):
+    """A conversation of 4 messages and one of 80 (with files, reasoning and sources) are
+    continued with the same statements, and the same SQL: nothing is read per message."""
+    from asgiref.sync import sync_to_async
+
+    from bench.history import seed_conversations
+
+    short, long = await sync_to_async(
+        lambda: [seed_conversations([user], 1, n)[0][0] for n in (4, 80)]
+    )()
+    seen = {}
+    for name, conversation_id in (("short", short), ("long", long)):
+        gemini_standin.enqueue(text_stream(["ok"]))
+        statements.clear()
+        statements.full.clear()
+        response, _ = await stream(
+            client, auth_header, {"message": "Next", "conversation_id": conversation_id}
+        )
+        assert response.status_code == 200
+        seen[name] = (list(statements), list(statements.full))
+    # ... and one for the history's files (both carry one image, read once).
+    assert seen["short"][0] == [
         "SELECT",
         "SELECT",
-        "SELECT",
-        "INSERT",
         "INSERT",
         "UPDATE",
         "SELECT",
         "UPDATE",
         "INSERT",
     ]
-    # user check; the conversation; the resent message; its stored reply. Nothing written.
-    assert resend_of_first == ["SELECT", "SELECT", "SELECT", "SELECT"]
+    assert seen["long"] == seen["short"]
+    # The history of the long one reached the model whole: 80 stored messages and the new one.
+    assert len(gemini_standin.requests[-1].body["contents"]) == 81
 
 
 @pytest.fixture
