@@ -41,6 +41,9 @@ class Attachment(models.Model):
 def delete_stored_file(sender, instance: Attachment, using: str, **kwargs) -> None:
     """However a row goes (a service, the admin, its user's deletion cascading), its file goes too,
     once the deletion is committed: a rolled-back deletion keeps a row whose file still exists."""
+    from .selectors import recent_files
+
+    recent_files.discard(str(instance.pk))
     if instance.file.name:
         delete_file = partial(instance.file.storage.delete, instance.file.name)
         transaction.on_commit(delete_file, using=using)

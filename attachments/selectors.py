@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from uuid import UUID
+
+from django.conf import settings
 
 from core.errors import NotFound
 from llm.types import FilePart
@@ -58,11 +63,74 @@ def read_bytes(attachment: Attachment) -> bytes:
         raise NotFound("Not found.") from None
 
 
+class RecentFiles:
+    """The files of recent turns, kept in this process: a conversation sends its files again with
+    every later turn, and an attachment's bytes never change (its id names them), so a continued
+    turn finds them here without a database read, a storage read or a thread hop. Least recently
+    used first out, bounded by `ATTACHMENT_CACHE_BYTES` in all; an entry lives at most
+    `ttl_s` (an attachment deleted by another process stops being sent within that time; one
+    deleted here is dropped at once).
+
+    Written by hand: Django's cache framework pickles what it stores (the local-memory backend
+    too), a copy of every file on every read, which is the cost this avoids."""
+
+    ttl_s = 300.0
+
+    def __init__(self) -> None:
+        self._parts: OrderedDict[str, tuple[FilePart, float]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get_many(self, ids: Iterable[str]) -> tuple[dict[str, FilePart], list[str]]:
+        """(the cached parts by id, the ids not cached)."""
+        found: dict[str, FilePart] = {}
+        missing: list[str] = []
+        now = time.monotonic()
+        with self._lock:
+            for key in ids:
+                entry = self._parts.get(key)
+                if entry is None or entry[1] < now:
+                    missing.append(key)
+                else:
+                    self._parts.move_to_end(key)
+                    found[key] = entry[0]
+        return found, missing
+
+    def put(self, part: FilePart) -> None:
+        limit = settings.ATTACHMENT_CACHE_BYTES
+        size = len(part.data)
+        if size > limit // 4:  # one large file would empty the cache for itself
+            return
+        with self._lock:
+            self._drop(part.key)
+            self._parts[part.key] = (part, time.monotonic() + self.ttl_s)
+            self._bytes += size
+            while self._bytes > limit:
+                self._drop(next(iter(self._parts)))
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._drop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._parts.clear()
+            self._bytes = 0
+
+    def _drop(self, key: str) -> None:
+        entry = self._parts.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[0].data)
+
+
+recent_files = RecentFiles()
+
+
 def file_parts(*, ids: Iterable[UUID | str]) -> dict[str, FilePart]:
     """The files to send to the model, keyed by `str(attachment id)` (as `attachmentId` is stored
     in a message's parts). Ids with no attachment (deleted since) or no stored file are left out.
     Sync: it reads the database and the storage; from async code call it through
-    `core.db.run_db`."""
+    `core.db.run_db`, after looking in `recent_files`, which this fills."""
     wanted = []
     for value in ids:
         try:
@@ -75,10 +143,12 @@ def file_parts(*, ids: Iterable[UUID | str]) -> dict[str, FilePart]:
             data = read_bytes(attachment)
         except NotFound:
             continue
-        parts[str(attachment.pk)] = FilePart(
+        part = FilePart(
             media_type=attachment.media_type,
             data=data,
             key=str(attachment.pk),
             filename=attachment.filename,
         )
+        parts[part.key] = part
+        recent_files.put(part)
     return parts

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from attachments.services import file_parts
+from attachments.selectors import file_parts, recent_files
 from core import liveness
 from core.db import run_db
 from core.encoders import UIMessageStream
@@ -140,8 +140,12 @@ def sweep_stale_replies(stale_before) -> int:
     )
 
 
-def _load_files(ids: tuple[str, ...]) -> dict[str, FilePart]:
-    return {str(key): part for key, part in file_parts(ids=list(ids)).items()}
+async def _load_files(ids: tuple[str, ...]) -> dict[str, FilePart]:
+    """The history's files: from this process's recent files, the others read in one burst."""
+    found, missing = recent_files.get_many(ids)
+    if missing:
+        found.update(await run_db(file_parts, ids=missing))
+    return found
 
 
 # The generation ----------------------------------------------------------------------------------
@@ -164,7 +168,7 @@ class Generation:
         """The model's events, once its first one arrived (retries and fallback happen before)."""
         turn = self.turn
         history = await history_within_budget(turn)
-        files = await run_db(_load_files, history.file_ids) if history.file_ids else None
+        files = await _load_files(history.file_ids) if history.file_ids else None
         events = get_provider().stream_chat(
             history.messages(files), model=turn.model, web_search=turn.web_search
         )

@@ -305,6 +305,8 @@ ATTACHMENT_MEDIA_TYPES = env_list(
 )
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
 ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
+# The files of recent turns kept in each process (a continued turn sends them again): bytes in all.
+ATTACHMENT_CACHE_BYTES = env_int("ATTACHMENT_CACHE_BYTES", 64 * 1024 * 1024)
 ATTACHMENT_RATE_LIMIT = env_str("ATTACHMENT_RATE_LIMIT", "30/m")  # uploads per user; 0 disables
 # Where the default storage keeps files when it is the local one. Not served as static media:
 # attachments go out only through their signed content URL.

@@ -293,3 +293,23 @@ def test_system_check_warns_about_types_it_cannot_check(settings):
 
     settings.ATTACHMENT_MEDIA_TYPES = ["image/png", "audio/wav", "image/heif", "text/csv"]
     assert media_types_can_be_checked(None) == []
+
+
+def test_recent_files_are_bounded_and_forget_a_deleted_attachment(user, settings, media_root):
+    from attachments.selectors import recent_files
+
+    settings.ATTACHMENT_CACHE_BYTES = 4000
+    recent_files.clear()
+    for key in "abcd":
+        recent_files.put(FilePart(media_type="text/plain", data=b"x" * 1000, key=key))
+    recent_files.put(FilePart(media_type="text/plain", data=b"y" * 1000, key="e"))
+    found, missing = recent_files.get_many(["a", "b", "e"])
+    assert (sorted(found), missing) == (["b", "e"], ["a"])  # the least recently used went
+    recent_files.put(FilePart(media_type="text/plain", data=b"z" * 1001, key="big"))
+    assert recent_files.get_many(["big"]) == ({}, ["big"])  # over a quarter: not kept
+
+    attachment = services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    parts = file_parts(ids=[attachment.pk])
+    assert recent_files.get_many([str(attachment.pk)])[0] == parts
+    attachment.delete()
+    assert recent_files.get_many([str(attachment.pk)]) == ({}, [str(attachment.pk)])

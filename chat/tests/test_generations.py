@@ -437,7 +437,20 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
     ]
     assert seen["long"] == seen["short"]
     # The history of the long one reached the model whole: 80 stored messages and the new one.
-    assert len(gemini_standin.requests[-1].body["contents"]) == 81
+    first_request = gemini_standin.requests[-1].body
+    assert len(first_request["contents"]) == 81
+
+    # The next turn finds the history's image in this process's recent files: no statement for
+    # it, and the same bytes reach the model with the same turn.
+    gemini_standin.enqueue(text_stream(["ok"]))
+    statements.clear()
+    await stream(client, auth_header, {"message": "Again", "conversation_id": long})
+    assert list(statements) == ["SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE", "INSERT"]
+    again = gemini_standin.requests[-1].body["contents"]
+    assert len(again) == 83
+    assert (
+        again[0]["parts"][0]["inlineData"] == first_request["contents"][0]["parts"][0]["inlineData"]
+    )
 
 
 @pytest.fixture
