@@ -158,6 +158,9 @@ class Reply:
     first_delay: float = 0.0
     between_delay: float = 0.0
     error_after: int | None = None
+    #: The mid-stream error as the real front end writes it: a raw, pretty-printed JSON object
+    #: after the events (GEMINI_WIRE.md §4.3), not a `data:` event.
+    raw_error: bool = False
     drop_after: int | None = None
     gate: threading.Event | None = None
     grounding: dict[str, Any] | None = None
@@ -185,13 +188,15 @@ def text_stream(
     between_delay: float = 0.0,
     error_after: int | None = None,
     error: tuple[int, str, str] = (503, "UNAVAILABLE", _MESSAGES[503]),
+    raw_error: bool = False,
     gate: threading.Event | None = None,
     drop_after: int | None = None,
     grounding: dict[str, Any] | None = None,
     thoughts: Iterable[str] = (),
 ) -> Reply:
     """A streamed text reply, one chunk per string. ``error_after=n``: after n chunks send the
-    ``error`` (code, status, message) as a mid-stream ``data: {"error": ...}`` frame.
+    ``error`` (code, status, message) as a mid-stream ``data: {"error": ...}`` frame (with
+    ``raw_error``, as a raw pretty-printed JSON object, the real front end's way).
     ``drop_after=n``: close the connection after n chunks. ``gate``: hold every chunk after the
     first until the event is set. ``usage``: the final usageMetadata (estimated if None).
     ``grounding``: groundingMetadata on the last chunk (see ``grounding_metadata``).
@@ -205,6 +210,7 @@ def text_stream(
         between_delay=between_delay,
         error_after=error_after,
         error=_error_object(*error, None) if error_after is not None else None,
+        raw_error=raw_error,
         gate=gate,
         drop_after=drop_after,
     )
@@ -1148,7 +1154,11 @@ class GeminiStandIn:
             return 200
         self._complete(conn, 200)
         if reply.error_after is not None and reply.error is not None:
-            data = f"data: {_dumps({'error': reply.error})}\r\n\r\n".encode()
+            if reply.raw_error:
+                data = json.dumps({"error": reply.error}, indent=2).replace("\n", "\r\n")
+                data = (data + "\r\n").encode()
+            else:
+                data = f"data: {_dumps({'error': reply.error})}\r\n\r\n".encode()
             conn.write(b"%x\r\n%s\r\n" % (len(data), data))
         conn.write(b"0\r\n\r\n")
         await conn.drain()

@@ -1,11 +1,14 @@
 """How requests reach Gemini: google-genai's API client on an aiohttp session of ours.
 
 The SDK's API client still authenticates, builds the URL and API version, retries (408/429/5xx
-and connection errors, `HttpRetryOptions`) and pools connections; we skip only its response
-models (pydantic, per streamed chunk) by reading the REST JSON ourselves (`llm.gemini.wire`).
-That uses the API client's `async_request` / `async_request_streamed`, which are private SDK
-surface: google-genai is pinned in requirements.txt and `llm/tests/test_gemini_transport.py`
-fails with a clear message if their shape changes.
+and connection errors, `HttpRetryOptions`), pools connections and splits the SSE body into
+events; we skip only what it then does per streamed event (parse it, dump it again, wrap it in
+a pydantic model: about 50 µs a chunk) and its response models, by reading the REST JSON
+ourselves (`llm.gemini.wire`), once per event with orjson. The request body is serialised once,
+with orjson too (the SDK sends bytes as they are). That uses the API client's `_build_request`,
+`_async_request` and `async_request`, and its response's `_aiter_response_stream`, which are
+private SDK surface: google-genai is pinned in requirements.txt and
+`llm/tests/test_gemini_transport.py` fails with a clear message if their shape changes.
 
 The aiohttp session is ours (`HttpOptions.aiohttp_client`) so that we can give it what the SDK's
 own lacks:
@@ -198,15 +201,27 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
+def _dumps(body: dict[str, Any]) -> bytes:
+    """orjson (compact, as the SDK's `json.dumps` is not); what orjson refuses (a lone surrogate)
+    by the standard library."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
+
+
 class WireStream:
-    """The JSON events of one streamed model call (one `json.loads` each). Errors are LLMErrors;
-    `aclose()` closes the HTTP response unless it was read to its end (then the connection
-    goes back to the pool)."""
+    """The JSON events of one streamed model call (one `orjson.loads` each), as the SDK's SSE
+    reader splits them. An error object in the body (the way Gemini reports a failure after the
+    status line, GEMINI_WIRE.md §4.3) raises the SDK's own APIError for it, as the SDK would.
+    Errors are LLMErrors; `aclose()` closes the HTTP response unless it was read to its end (then
+    the connection goes back to the pool)."""
 
-    __slots__ = ("_chunks", "_done", "_responses")
+    __slots__ = ("_chunks", "_done", "_response", "_responses")
 
-    def __init__(self, chunks: AsyncIterator[Any], responses: list[aiohttp.ClientResponse]):
-        self._chunks = chunks
+    def __init__(self, response: Any, responses: list[aiohttp.ClientResponse]):
+        self._response = response
+        self._chunks: AsyncIterator[str] = response._aiter_response_stream()
         self._responses = responses
         self._done = False
 
@@ -215,8 +230,12 @@ class WireStream:
 
     async def __anext__(self) -> dict[str, Any]:
         try:
-            chunk = await self._chunks.__anext__()
-            return _loads(chunk.body)
+            event = _loads(await self._chunks.__anext__())
+            if "error" in event and next(iter(event)) == "error":  # the SDK's rule
+                await genai_errors.APIError.raise_error_async(
+                    event["error"].get("code"), event, self._response
+                )
+            return event
         except StopAsyncIteration:
             self._done = True
             raise
@@ -321,16 +340,18 @@ class GeminiTransport:
         responses: list[aiohttp.ClientResponse] = []
         token = _opening.set(responses)
         try:
-            chunks = await api_client.async_request_streamed(
+            request = api_client._build_request(
                 "post", f"models/{model}:streamGenerateContent?alt=sse", body, None
             )
+            request.data = _dumps(body)
+            response = await api_client._async_request(request, None, stream=True)
         except Exception as exc:
-            for response in responses:
-                response.close()
+            for opened in responses:
+                opened.close()
             raise map_error(exc) from exc
         finally:
             _opening.reset(token)
-        return WireStream(chunks, responses)
+        return WireStream(response, responses)
 
     async def request(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """`models/{model}:generateContent`, its JSON answer."""

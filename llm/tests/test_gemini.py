@@ -237,10 +237,13 @@ async def test_a_timeout_before_the_first_token_is_model_unavailable(gemini_stan
 # --- faults after the first token ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("raw_error", [False, True], ids=["data-event", "raw-json"])
 async def test_an_error_frame_mid_stream_raises_after_the_deltas_without_retry(
-    gemini_provider, gemini_standin
+    gemini_provider, gemini_standin, raw_error
 ):
-    gemini_standin.enqueue(text_stream(["one ", "two ", "three"], error_after=2))
+    gemini_standin.enqueue(
+        text_stream(["one ", "two ", "three"], error_after=2, raw_error=raw_error)
+    )
     received = []
 
     with pytest.raises(ModelUnavailable):

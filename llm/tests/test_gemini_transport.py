@@ -23,9 +23,12 @@ MODEL = "gemini-2.5-flash"
 HELLO = [ChatMessage("user", "Hello")]
 SDK_SHAPE = (
     "google-genai's private API client changed shape: llm/gemini/transport.py calls "
-    "`client.aio._api_client.async_request_streamed(method, path, request_dict, http_options)` "
-    "and reads `.body` (one JSON event) from each item it yields. Re-check transport.py against "
-    "the installed SDK before changing the google-genai pin in requirements.txt."
+    "`api_client._build_request(method, path, request_dict, http_options)`, sets the request's "
+    "`.data` to bytes, awaits `api_client._async_request(http_request, http_options, stream=True)` "
+    "and reads one JSON text per SSE event from the response's `_aiter_response_stream()`; "
+    "`async_request(method, path, request_dict, http_options)` for single answers. Re-check "
+    "transport.py against the installed SDK before changing the google-genai pin in "
+    "requirements.txt."
 )
 
 
@@ -41,27 +44,38 @@ async def collect(stream):
 
 
 def test_the_api_client_methods_we_call_keep_their_signature():
-    expected = ["self", "http_method", "path", "request_dict", "http_options"]
-    for name in ("async_request_streamed", "async_request"):
-        method = getattr(_api_client.BaseApiClient, name, None)
+    client = _api_client.BaseApiClient
+    expected = {
+        "_build_request": ["self", "http_method", "path", "request_dict", "http_options"],
+        "_async_request": ["self", "http_request", "http_options", "stream"],
+        "async_request": ["self", "http_method", "path", "request_dict", "http_options"],
+    }
+    for name, parameters in expected.items():
+        method = getattr(client, name, None)
         assert method is not None, f"{SDK_SHAPE} (missing: BaseApiClient.{name})"
-        assert list(inspect.signature(method).parameters) == expected, SDK_SHAPE
+        assert list(inspect.signature(method).parameters) == parameters, SDK_SHAPE
+    assert callable(getattr(_api_client.HttpResponse, "_aiter_response_stream", None)), SDK_SHAPE
+    assert "data" in inspect.signature(_api_client.HttpRequest).parameters, SDK_SHAPE
     assert "aiohttp_client" in types.HttpOptions.model_fields, SDK_SHAPE
 
 
-async def test_async_request_streamed_yields_one_json_event_per_item(gemini_standin):
+async def test_a_streamed_request_sends_bytes_and_yields_one_json_text_per_event(gemini_standin):
     gemini_standin.enqueue(text_stream(["a", "b"]))
     client = genai.Client(api_key="k", http_options={"base_url": gemini_standin.base_url})
+    api_client = client.aio._api_client
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
-    items = await client.aio._api_client.async_request_streamed(
-        "post", f"models/{MODEL}:streamGenerateContent?alt=sse", body, None
+    request = api_client._build_request(
+        "post", f"models/{MODEL}:streamGenerateContent?alt=sse", dict(body), None
     )
-    events = [json.loads(item.body) async for item in items]
+    request.data = json.dumps(body).encode()
+    response = await api_client._async_request(request, None, stream=True)
+    events = [json.loads(text) async for text in response._aiter_response_stream()]
 
     assert [e["candidates"][0]["content"]["parts"][0]["text"] for e in events] == ["a", "b"], (
         SDK_SHAPE
     )
+    assert gemini_standin.requests[0].body == body, SDK_SHAPE
     await client.aio.aclose()
 
 
