@@ -127,7 +127,9 @@ def conversation_history(
 ) -> ConversationHistory:
     """The saved conversation, oldest first, up to (not including) the reply being written.
     Failed replies that produced no text are left out; partial replies stay, since the user saw
-    them. Reasoning is never sent back; files go with their turn."""
+    them, unless another reply to the same message followed (a resend after the failure): the
+    model sees one answer per message, never the void attempt before it (nor, when writing that
+    retry, the attempt it replaces). Reasoning is never sent back; files go with their turn."""
     rows = (
         conversation.messages.filter(position__lt=before_position)
         # Turns already folded into the summary are not read again (system messages always are).
@@ -151,7 +153,13 @@ def conversation_history(
                     sum(_file_tokens(f) for f in files),
                 )
             )
-    return ConversationHistory(tuple(system), conversation.summary, tuple(turns))
+    answered = [
+        turn
+        for turn, after in zip(turns, [*turns[1:], None], strict=True)
+        if turn.message.role != Message.Role.ASSISTANT
+        or (after is not None and after.message.role == Message.Role.USER)
+    ]
+    return ConversationHistory(tuple(system), conversation.summary, tuple(answered))
 
 
 def save_summary(*, conversation_id, user_id, summary: str, through: int, model: str, usage):
