@@ -9,9 +9,7 @@ an `AgentStep` row when it starts and updates it when it ends, records its usage
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
-import json
 import logging
 import time
 import uuid
@@ -20,10 +18,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from core.db import run_db
 from llm import (
@@ -53,6 +49,7 @@ from .events import (
     ToolOutput,
 )
 from .models import AgentStep
+from .step_cache import StepCache
 
 logger = logging.getLogger(__name__)
 
@@ -68,75 +65,12 @@ class TaskEnded:
     """Queue sentinel: the run's task is over (after any events it emitted)."""
 
 
-# --- The step cache ------------------------------------------------------------------------------
-class StepCache:
-    """Step outputs, by everything that determines them, for AGENT_CACHE_TTL_S (0: off).
-
-    The key holds the user: a hit (`cached: true` on the step) must never tell one user what
-    another one submitted. A cache that fails (Redis down) is a miss, never a failed step."""
-
-    def __init__(self, *, user_id: int, provider: str, pattern: str):
-        self.user_id, self.provider, self.pattern = user_id, provider, pattern
-
-    def key(
-        self,
-        *,
-        step: str,
-        kind: str,
-        model: str,
-        prompt: str,
-        system: str | None,
-        schema: type[BaseModel] | None,
-    ) -> str:
-        material = {
-            "user": self.user_id,
-            "provider": self.provider,
-            "pattern": self.pattern,
-            "step": step,
-            "kind": kind,
-            "model": model,
-            "prompt": prompt,
-            "system": system,
-            "schema": schema.model_json_schema() if schema else None,
-        }
-        digest = hashlib.sha256(
-            json.dumps(material, sort_keys=True, ensure_ascii=False, default=str).encode()
-        ).hexdigest()
-        return f"agents:step:{digest}"
-
-    async def get(self, key: str, schema: type[BaseModel] | None) -> str | BaseModel | None:
-        """The cached output: text (no schema) or an object valid against `schema`; None on a
-        miss, or when the entry no longer fits (the schema changed since it was cached)."""
-        if settings.AGENT_CACHE_TTL_S <= 0:
-            return None
-        try:
-            value = await cache.aget(key)
-        except Exception:
-            logger.warning("Agent step cache unavailable", exc_info=True)
-            return None
-        if schema is None:
-            return value if isinstance(value, str) else None
-        if value is None:
-            return None
-        try:
-            return schema.model_validate(value)
-        except ValidationError:
-            return None
-
-    async def set(self, key: str, output: Any) -> None:
-        if settings.AGENT_CACHE_TTL_S <= 0:
-            return
-        try:
-            await cache.aset(key, output, timeout=settings.AGENT_CACHE_TTL_S)
-        except Exception:
-            logger.warning("Agent step cache unavailable", exc_info=True)
-
-
 # --- Steps ---------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Step:
     """A step in progress. `cached` holds the answer found in the step cache (text or object), if
-    any; the step kind then returns it instead of calling the model."""
+    any; the step kind then returns it instead of calling the model. `partial` is what a
+    streaming step has sent the client so far: kept as its output if it ends early."""
 
     id: uuid.UUID
     name: str
@@ -144,6 +78,7 @@ class Step:
     cache_key: str | None = None
     cached: str | BaseModel | None = None
     output: Any = None
+    partial: str | None = None
     usage: Usage = field(default_factory=Usage)
 
     def done(self, output: Any, usage: Usage, model: str) -> None:
@@ -208,6 +143,23 @@ class RunContext:
             started_at=timezone.now(),
         )
         self.emit(StepStarted(str(step.id), name, model))
+
+        async def close(status: str, output: Any, *, error: str = "", cached: bool = False) -> int:
+            """Save how the step ended; its duration."""
+            duration_ms = _elapsed_ms(started)
+            await run_db(
+                services.finish_step,
+                step_id=step.id,
+                status=status,
+                output=output,
+                error=error,
+                duration_ms=duration_ms,
+                usage=step.usage,
+                cached=cached,
+                model=step.model,
+            )
+            return duration_ms
+
         try:
             if cacheable:
                 step.cache_key = self.cache.key(
@@ -221,26 +173,27 @@ class RunContext:
                         else step.cached
                     )
             yield step
+        except asyncio.CancelledError:
+            # Stopped (the client left, a sibling failed): a step that streamed keeps what it
+            # sent; the others are closed with the run (services.finish_run).
+            if step.partial is not None:
+                await asyncio.shield(close(AgentStep.Status.INTERRUPTED, step.partial))
+            raise
         except Exception as exc:
             error = RunError.from_exception(exc)
-            duration_ms = _elapsed_ms(started)
-            await run_db(
-                services.finish_step,
-                step_id=step.id,
-                status=AgentStep.Status.ERROR,
-                error=error.message,
-                duration_ms=duration_ms,
-                usage=step.usage,
-                cached=False,
-                model=step.model,
-            )
+            duration_ms = await close(AgentStep.Status.ERROR, step.partial, error=error.message)
             self.emit(
                 StepFinished(
-                    str(step.id), name, "error", None, duration_ms, step.usage, error=error.message
+                    str(step.id),
+                    name,
+                    "error",
+                    step.partial,
+                    duration_ms,
+                    step.usage,
+                    error=error.message,
                 )
             )
             raise
-        duration_ms = _elapsed_ms(started)
         hit = step.cached is not None
         if not hit:
             self.usage += step.usage
@@ -252,16 +205,7 @@ class RunContext:
             )
             if step.cache_key is not None:
                 await self.cache.set(step.cache_key, step.output)
-        await run_db(
-            services.finish_step,
-            step_id=step.id,
-            status=AgentStep.Status.COMPLETE,
-            output=step.output,
-            duration_ms=duration_ms,
-            usage=step.usage,
-            cached=hit,
-            model=step.model,
-        )
+        duration_ms = await close(AgentStep.Status.COMPLETE, step.output, cached=hit)
         self.emit(
             StepFinished(str(step.id), name, "complete", step.output, duration_ms, step.usage, hit)
         )
@@ -304,7 +248,9 @@ class RunContext:
         model: str,
         system: str | None = None,
     ) -> SchemaT:
-        """The run's result: an object streamed as JSON text (ResultDelta…, ResultDone)."""
+        """The run's result: an object streamed as JSON text (ResultDelta…, ResultDone). If the
+        stream fails or is stopped, the step keeps the JSON text its client received (of the
+        current attempt, when an invalid answer was retried) as its output."""
         async with self._step(
             name, model, kind="final", prompt=prompt, system=system, schema=schema
         ) as step:
@@ -319,6 +265,9 @@ class RunContext:
                 if isinstance(event, ObjectDelta):
                     if event.text or event.restart:
                         self.emit(ResultDelta(event.text, event.restart))
+                        # A restart opens a new text part at the client: the old one is void.
+                        kept = "" if event.restart else step.partial or ""
+                        step.partial = kept + event.text
                 else:
                     result = event
             if result is None:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from django.conf import settings
+from django.db import Error as DatabaseFault
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -48,6 +49,9 @@ from .turns import Turn
 logger = logging.getLogger(__name__)
 
 LIVENESS_KIND = "chat.reply"
+#: A final save the database refused is tried again after this long, doubling up to the maximum.
+SAVE_RETRY_FIRST_S = 0.05
+SAVE_RETRY_MAX_S = 2.0
 
 #: This process's running generations, by reply id (for shutdown, and `cancel` on disconnect).
 _running: dict[uuid.UUID, Generation] = {}
@@ -121,6 +125,32 @@ def save_reply(
             save_usage(
                 user_id=turn.user_id, endpoint="chat", model=model or turn.model, usage=usage
             )
+
+
+async def save_reply_retrying(**fields) -> None:
+    """`save_reply`, tried again while the database refuses it (a failover, a pool that is
+    full) for up to STREAM_STALE_S: the reply is still beaten meanwhile, so no sweep takes it.
+    Repeating is safe: only a reply still streaming is updated (an attempt that committed before
+    its connection broke turns the next into a no-op) and usage is billed with that update.
+    Raises the database's last error when the time is up; the stale sweep then keeps the last
+    checkpoint."""
+    deadline = time.monotonic() + settings.STREAM_STALE_S
+    delay = SAVE_RETRY_FIRST_S
+    while True:
+        try:
+            await run_db(save_reply, **fields)
+            return
+        except DatabaseFault:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning(
+                "saving reply %s failed; trying again in %.2f s",
+                fields["turn"].reply_id,
+                delay,
+                exc_info=True,
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, SAVE_RETRY_MAX_S)
 
 
 def beat_replies(ids: list) -> None:
@@ -209,15 +239,23 @@ class Generation:
             open_block = None
             return frame
 
+        save_failed = False
+
         async def save(status: str, **fields) -> None:
-            await run_db(
-                save_reply,
-                turn=turn,
-                content=parts.content,
-                parts=parts.as_list(),
-                status=status,
-                **fields,
-            )
+            nonlocal save_failed
+            if save_failed:  # refused for STREAM_STALE_S already: the sweep keeps the checkpoint
+                return
+            try:
+                await save_reply_retrying(
+                    turn=turn,
+                    content=parts.content,
+                    parts=parts.as_list(),
+                    status=status,
+                    **fields,
+                )
+            except DatabaseFault:
+                save_failed = True
+                raise
 
         try:
             with liveness.running(LIVENESS_KIND, turn.reply_id):
@@ -265,12 +303,15 @@ class Generation:
 
                 async def checkpoint() -> None:
                     nonlocal next_checkpoint
-                    await run_db(
-                        checkpoint_reply,
-                        reply_id=turn.reply_id,
-                        content=parts.content,
-                        parts=parts.as_list(),
-                    )
+                    try:
+                        await run_db(
+                            checkpoint_reply,
+                            reply_id=turn.reply_id,
+                            content=parts.content,
+                            parts=parts.as_list(),
+                        )
+                    except DatabaseFault:  # the reply goes on: the next save stores its text
+                        logger.warning("checkpoint of reply %s failed", reply_id, exc_info=True)
                     next_checkpoint = time.monotonic() + checkpoint_every
 
                 try:
@@ -305,7 +346,10 @@ class Generation:
                 )
         except asyncio.CancelledError:
             # Stopped: by the stop endpoint, SIGTERM, or the client leaving in `cancel` mode.
-            await asyncio.shield(save(Message.Status.INTERRUPTED, finish_reason="other"))
+            try:
+                await asyncio.shield(save(Message.Status.INTERRUPTED, finish_reason="other"))
+            except DatabaseFault:
+                logger.exception("saving stopped reply %s failed", reply_id)
             publish(close_block() + encoder.finish("other") + encoder.done())
             if not self.ready.done():
                 self.ready.set_result(None)  # stopped before the model answered: a short stream

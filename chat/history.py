@@ -143,9 +143,11 @@ def history_of(
 ) -> ConversationHistory:
     """The history the model is sent, from the conversation's stored messages (oldest first, as
     `chat.turns` reads them in the turn's one query). Failed replies that produced no text are
-    left out; partial replies stay, since the user saw them. Reasoning is never sent back; files
-    go with their turn. Messages folded into the summary are left out (system messages never
-    are)."""
+    left out; partial replies stay, since the user saw them, unless another reply to the same
+    message followed (a resend after the failure): the model sees one answer per message, never
+    the void attempt before it (nor, when writing that retry, the attempt it replaces).
+    Reasoning is never sent back; files go with their turn. Messages folded into the summary
+    are left out (system messages never are)."""
     system: list[str] = []
     turns: list[HistoryTurn] = []
     for row in rows:
@@ -165,7 +167,12 @@ def history_of(
             )
         else:
             turns.append(HistoryTurn(row.position, ChatMessage(role, row.content)))
-    return ConversationHistory(tuple(system), summary, tuple(turns))
+    answered = [
+        turn
+        for turn, after in zip(turns, [*turns[1:], None], strict=True)
+        if turn.message.role != "assistant" or (after is not None and after.message.role == "user")
+    ]
+    return ConversationHistory(tuple(system), summary, tuple(answered))
 
 
 def save_summary(*, conversation_id, user_id, summary: str, through: int, model: str, usage):

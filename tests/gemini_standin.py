@@ -142,8 +142,10 @@ class Reply:
     ``chunks`` holds the content parts of each streamed chunk; a non-streaming generateContent
     gets them merged into one candidate. ``error`` (a Google error object) without
     ``error_after`` is an HTTP error status; with ``error_after=n`` it is a mid-stream error frame
-    after n chunks. ``drop_after=n`` closes the TCP connection after n chunks. ``gate`` makes the
-    stand-in wait for the event after sending the first chunk (non-streaming: before answering).
+    after n chunks. ``drop_after=n`` closes the TCP connection after n chunks; ``truncate_after=n``
+    sends n chunks and the first half of the next one, then closes the connection (a chunked body
+    cut in the middle of an event). ``gate`` makes the stand-in wait for the event after sending
+    the first ``gate_after`` chunks (default 1; non-streaming: before answering).
     ``first_delay`` is waited before anything is sent (the whole reply, for non-streaming
     calls), ``between_delay`` between chunks. ``grounding`` is the candidate's
     ``groundingMetadata`` on the last chunk. A handler that raises gets the request a 400 that
@@ -162,7 +164,9 @@ class Reply:
     #: after the events (GEMINI_WIRE.md §4.3), not a `data:` event.
     raw_error: bool = False
     drop_after: int | None = None
+    truncate_after: int | None = None
     gate: threading.Event | None = None
+    gate_after: int = 1
     grounding: dict[str, Any] | None = None
 
 
@@ -190,17 +194,20 @@ def text_stream(
     error: tuple[int, str, str] = (503, "UNAVAILABLE", _MESSAGES[503]),
     raw_error: bool = False,
     gate: threading.Event | None = None,
+    gate_after: int = 1,
     drop_after: int | None = None,
+    truncate_after: int | None = None,
     grounding: dict[str, Any] | None = None,
     thoughts: Iterable[str] = (),
 ) -> Reply:
     """A streamed text reply, one chunk per string. ``error_after=n``: after n chunks send the
     ``error`` (code, status, message) as a mid-stream ``data: {"error": ...}`` frame (with
     ``raw_error``, as a raw pretty-printed JSON object, the real front end's way).
-    ``drop_after=n``: close the connection after n chunks. ``gate``: hold every chunk after the
-    first until the event is set. ``usage``: the final usageMetadata (estimated if None).
-    ``grounding``: groundingMetadata on the last chunk (see ``grounding_metadata``).
-    ``thoughts``: thought-summary chunks streamed before the text."""
+    ``drop_after=n``: close the connection after n chunks. ``truncate_after=n``: send n chunks and
+    half of the next one, then close the connection. ``gate``: hold every chunk after the first
+    ``gate_after`` (default 1) until the event is set. ``usage``: the final usageMetadata
+    (estimated if None). ``grounding``: groundingMetadata on the last chunk (see
+    ``grounding_metadata``). ``thoughts``: thought-summary chunks streamed before the text."""
     return Reply(
         chunks=[[{"text": t, "thought": True}] for t in thoughts] + [[{"text": c}] for c in chunks],
         grounding=grounding,
@@ -212,7 +219,9 @@ def text_stream(
         error=_error_object(*error, None) if error_after is not None else None,
         raw_error=raw_error,
         gate=gate,
+        gate_after=gate_after,
         drop_after=drop_after,
+        truncate_after=truncate_after,
     )
 
 
@@ -1131,8 +1140,14 @@ class GeminiStandIn:
                 break
             if reply.error_after is not None and i >= reply.error_after:
                 break
+            if reply.truncate_after is not None and i >= reply.truncate_after:
+                break
             if i > 0:
-                if i == 1 and reply.gate is not None and not await conn.wait_gate(reply.gate):
+                if (
+                    i == reply.gate_after
+                    and reply.gate is not None
+                    and not await conn.wait_gate(reply.gate)
+                ):
                     return 200
                 if not await conn.pause(reply.between_delay):
                     return 200
@@ -1148,7 +1163,14 @@ class GeminiStandIn:
             await conn.drain()
             if conn.closed:
                 return 200
-        if reply.drop_after is not None:
+        if reply.truncate_after is not None and reply.truncate_after < count:
+            body = self._response(
+                record, reply, chunks[reply.truncate_after], False, 0, output_chars, response_id
+            )
+            data = f"data: {_dumps(body)}\r\n\r\n".encode()
+            conn.write(b"%x\r\n%s" % (len(data), data[: len(data) // 2]))
+            await conn.drain()
+        if reply.drop_after is not None or reply.truncate_after is not None:
             self._update(record, dropped=True, status=200, finished=time.monotonic())
             conn.abort()
             return 200

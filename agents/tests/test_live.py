@@ -10,7 +10,7 @@ import pytest
 
 from agents import services
 from agents.models import AgentRun
-from tests.gemini_standin import Reply, json_reply, text_reply
+from tests.gemini_standin import Reply, json_reply, text_reply, text_stream
 from tests.sse import DONE, iter_frames
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,3 +113,71 @@ def test_disconnect_interrupts_the_run(
         assert evaluation.status is None  # never answered
     finally:
         gate.set()
+
+
+# --- a final step that ends early keeps the JSON text its client received ----------------------
+RESULT_TEXT = ['{"headline": "Charge', ' anywhere", "body": "Sun', 'light in, power out."}']
+
+
+def result_text(frames) -> str:
+    return "".join(f["delta"] for f in frames if isinstance(f, dict) and f["type"] == "text-delta")
+
+
+def test_a_final_step_failing_mid_stream_keeps_the_text_its_client_received(
+    live_server_url, user, gemini_standin, gemini_provider_settings
+):
+    gemini_standin.enqueue(
+        text_reply("Copy v1"), json_reply(EVALUATION), text_stream(RESULT_TEXT, error_after=2)
+    )
+    with (
+        httpx.Client(base_url=live_server_url, timeout=10) as http,
+        open_stream(http, user) as response,
+    ):
+        frames = list(iter_frames(response))
+
+    got = result_text(frames)
+    assert got == "".join(RESULT_TEXT[:2])
+    [failed_frame] = [f for f in frames if is_step(f, "FinalPackaging", "error")]
+    assert failed_frame["data"]["output"] == got
+    run = AgentRun.objects.get()
+    assert run.status == "error"
+    step = run.steps.get(name="FinalPackaging")
+    assert (step.status, step.output) == ("error", got)
+
+
+def test_a_final_step_its_client_left_keeps_the_text_the_client_received(
+    live_server_url, user, gemini_standin, gemini_provider_settings, monkeypatch
+):
+    closed = threading.Event()
+    finish_run = services.finish_run
+
+    def finish_run_and_tell(**kwargs):
+        finish_run(**kwargs)
+        closed.set()
+
+    monkeypatch.setattr(services, "finish_run", finish_run_and_tell)
+    gate = threading.Event()
+    gemini_standin.enqueue(
+        text_reply("Copy v1"),
+        json_reply(EVALUATION),
+        text_stream(RESULT_TEXT, gate=gate, gate_after=2),
+    )
+    read: list = []
+    try:
+        with (
+            httpx.Client(base_url=live_server_url, timeout=10) as http,
+            open_stream(http, user) as response,
+        ):
+            frames = iter_frames(response)  # held: dropping the reader would close the stream
+            for frame in frames:
+                read.append(frame)
+                if result_text(read) == "".join(RESULT_TEXT[:2]):
+                    break
+        assert closed.wait(10)
+    finally:
+        gate.set()
+
+    run = AgentRun.objects.get()
+    assert run.status == "interrupted"
+    step = run.steps.get(name="FinalPackaging")
+    assert (step.status, step.output) == ("interrupted", result_text(read))

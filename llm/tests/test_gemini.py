@@ -270,6 +270,21 @@ async def test_a_dropped_connection_mid_stream_is_model_unavailable(
     assert gemini_standin.requests[0].dropped
 
 
+async def test_a_body_cut_in_the_middle_of_an_event_is_model_unavailable_after_the_deltas(
+    gemini_provider, gemini_standin
+):
+    gemini_standin.enqueue(text_stream(["one ", "two ", "three"], truncate_after=2))
+    received = []
+
+    with pytest.raises(ModelUnavailable):
+        async for event in gemini_provider.stream_chat(HELLO, model=MODEL):
+            received.append(event)
+
+    assert texts(received) == ["one ", "two "]  # every whole event, nothing of the cut one
+    assert len(gemini_standin.requests) == 1
+    assert gemini_standin.requests[0].dropped
+
+
 # --- streaming behaviour -------------------------------------------------------------------------
 
 
