@@ -271,6 +271,10 @@ if CHAT_WEB_SEARCH not in {"request", "always", "off"}:
 CHAT_MAX_FILES = env_int("CHAT_MAX_FILES", 10)
 # Threads for database bursts of work that outlives its request (generations, heartbeats).
 DB_THREADS = env_int("DB_THREADS", 8)
+# The cyclic garbage collector, tuned once the application is loaded (chatbackend/asgi.py): three
+# thresholds (gen0 allocations, then gen1 and gen2 counts, as gc.set_threshold takes them); empty
+# keeps Python's own (700,10,10).
+GC_THRESHOLDS = tuple(int(n) for n in env_list("GC_THRESHOLDS", "50000,20,10"))
 # A running reply or agent run whose process stopped beating for this long is marked interrupted
 # (core.liveness).
 STREAM_STALE_S = env_float("STREAM_STALE_S", 30.0)

@@ -202,3 +202,32 @@ def test_check_deploy_still_sees_what_our_on_loop_middleware_stands_for():
     assert "chatbackend.security.W004" in output  # no HSTS
     assert "chatbackend.security.W008" in output  # no SSL redirect
     assert "security.W001" not in output.replace("chatbackend.security", "")
+
+
+@pytest.mark.parametrize(
+    ("value", "thresholds"),
+    [(None, [50000, 20, 10]), ("", [700, 10, 10]), ("900,5,5", [900, 5, 5])],
+)
+def test_the_served_process_collects_garbage_as_configured(value, thresholds):
+    """The process uvicorn serves from (chatbackend.asgi loaded) has frozen its start-up objects
+    and uses GC_THRESHOLDS (empty: Python's own)."""
+    env = production_env(DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DJANGO_DEBUG="0")
+    if value is not None:
+        env["GC_THRESHOLDS"] = value
+    script = (
+        "import gc, json, chatbackend.asgi; "
+        "print(json.dumps([list(gc.get_threshold()), gc.get_freeze_count()]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    got, frozen = json.loads(result.stdout.splitlines()[-1])
+    assert got == thresholds
+    assert frozen > 50_000  # Django, the apps and the SDK, out of every collection
