@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from attachments.selectors import file_parts, recent_files
-from core import liveness
+from core import liveness, sql
 from core.db import run_db
 from core.encoders import UIMessageStream
 from core.hub import Channel, get_hub
@@ -82,10 +82,17 @@ class ReplyParts:
 
 
 # Database bursts ---------------------------------------------------------------------------------
+#: The reply, while it is still being generated (core.sql: these run on every turn).
+STILL_STREAMING = "id = %s AND status = %s"
+
+
 def checkpoint_reply(*, reply_id: uuid.UUID, content: str, parts: list[dict]) -> None:
     """Save the reply so far while it streams, so a crash loses at most a few seconds of it."""
-    Message.objects.filter(id=reply_id, status=Message.Status.STREAMING).update(
-        content=content, parts=parts, updated_at=timezone.now()
+    sql.update(
+        Message,
+        {"content": content, "parts": parts, "updated_at": timezone.now()},
+        STILL_STREAMING,
+        [sql.uuid_param(reply_id), Message.Status.STREAMING],
     )
 
 
@@ -118,8 +125,11 @@ def save_reply(
             total_tokens=usage.total_tokens,
         )
     with transaction.atomic():
-        updated = Message.objects.filter(id=turn.reply_id, status=Message.Status.STREAMING).update(
-            **fields
+        updated = sql.update(
+            Message,
+            fields,
+            STILL_STREAMING,
+            [sql.uuid_param(turn.reply_id), Message.Status.STREAMING],
         )
         if updated and usage is not None:
             save_usage(

@@ -13,14 +13,16 @@ import enum
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cache
 
+import orjson
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
-from django.db.models import Case, JSONField, Q, When
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.authentication import UserNotActive
 from attachments.services import attachment_from_part
+from core import sql
 from core.errors import Conflict, NotFound, ServiceError
 from llm import model_for
 
@@ -111,19 +113,8 @@ def _existing_conversation(
     """The caller's conversation this turn continues, locked for the turn's writes; None when the
     turn starts a new one. Only an active user's conversations are found: for a user who is no
     longer active, none is, and the new conversation's path refuses them (`_check_active`)."""
-    owned = (
-        Conversation.objects.select_for_update(of=("self",))
-        .filter(user_id=user_id, user__is_active=True)
-        .only(
-            "id",
-            "user_id",
-            "summary",
-            "summarized_through",
-            "next_position",
-        )
-    )
     if conversation_id:
-        conversation = owned.filter(id=conversation_id).first()
+        conversation = _locked_conversation(user_id, "c.id = %s", [sql.uuid_param(conversation_id)])
         if conversation is None:
             _check_active(user_id)
             raise NotFound("Conversation not found.")
@@ -131,13 +122,89 @@ def _existing_conversation(
     if chat_id:
         # useChat sends its own chat id: one of ours, or a client-made one we record.
         try:
-            return owned.filter(Q(id=uuid.UUID(chat_id)) | Q(client_chat_id=chat_id)).first()
+            chat_uuid = sql.uuid_param(uuid.UUID(chat_id))
         except ValueError:
-            return owned.filter(client_chat_id=chat_id).first()
+            return _locked_conversation(user_id, "c.client_chat_id = %s", [chat_id])
+        return _locked_conversation(
+            user_id, "(c.id = %s OR c.client_chat_id = %s)", [chat_uuid, chat_id]
+        )
     if first_message_id:
         # A resend of the message that started a conversation.
-        return owned.filter(client_first_message_id=first_message_id).first()
+        return _locked_conversation(user_id, "c.client_first_message_id = %s", [first_message_id])
     return None
+
+
+# The continued turn's statements, in SQL (see core.sql for why) ---------------------------------
+@cache
+def _lock_sql(vendor: str, match: str) -> str:
+    q = sql.quote
+    lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+    return (
+        f"SELECT c.id, c.summary, c.summarized_through, c.next_position"
+        f" FROM {q(Conversation._meta.db_table)} c"
+        f" INNER JOIN {q(User._meta.db_table)} u ON u.{q(User._meta.pk.column)} = c.user_id"
+        f" WHERE c.user_id = %s AND u.is_active AND {match} ORDER BY c.id LIMIT 1{lock}"
+    )
+
+
+def _locked_conversation(user_id: int, match: str, params: list) -> Conversation | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(connection.vendor, match), [user_id, *params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Conversation(
+        id=sql.as_uuid(row[0]),
+        user_id=user_id,
+        summary=row[1],
+        summarized_through=row[2],
+        next_position=row[3],
+    )
+
+
+@cache
+def _stored_messages_sql(vendor: str) -> str:
+    return (
+        "SELECT id, role, content, position, status, client_message_id,"
+        " CASE WHEN role = 'user' THEN parts END"
+        f" FROM {sql.quote(Message._meta.db_table)}"
+        " WHERE conversation_id = %s AND (role = 'system' OR position >= %s) ORDER BY position"
+    )
+
+
+def stored_messages(conversation: Conversation) -> list[StoredMessage]:
+    """The conversation's messages a turn needs, in one query: the system messages and every
+    message after the summary, oldest first. A user message's parts come with it (its files go
+    with the history); an assistant's (its reasoning and sources) are not needed to start a
+    turn."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _stored_messages_sql(connection.vendor),
+            [sql.uuid_param(conversation.id), conversation.summarized_through],
+        )
+        rows = cursor.fetchall()
+    return [
+        StoredMessage(
+            sql.as_uuid(id_),
+            role,
+            content,
+            position,
+            status,
+            client_message_id,
+            orjson.loads(parts) if parts is not None else None,
+        )
+        for id_, role, content, position, status, client_message_id, parts in rows
+    ]
+
+
+def _conversation_moved_on(conversation: Conversation) -> None:
+    """The conversation's next position and its time (it sorts first in the owner's list)."""
+    sql.update(
+        Conversation,
+        {"next_position": conversation.next_position, "updated_at": timezone.now()},
+        "id = %s",
+        [sql.uuid_param(conversation.id)],
+    )
 
 
 def _start_conversation(
@@ -173,8 +240,8 @@ def _start_conversation(
         with transaction.atomic() if unique else nullcontext():
             files = store_files(user_id=user_id, files=files)
             user_message.parts = user_parts(text, files)
-            conversation.save(force_insert=True)
-            Message.objects.bulk_create([user_message, reply])
+            sql.insert([conversation])
+            sql.insert([user_message, reply])
     except IntegrityError:
         if not unique:
             raise
@@ -197,25 +264,6 @@ def _in_progress(reply_id: uuid.UUID) -> Conflict:
         code="generation_in_progress",
         details={"replyId": str(reply_id)},
     )
-
-
-#: A user message's parts, read with the conversation's messages (their files go with the
-#: history); an assistant's (its reasoning and sources) are not needed to start a turn.
-_USER_PARTS = Case(When(role=Message.Role.USER, then="parts"), output_field=JSONField())
-
-
-def stored_messages(conversation: Conversation) -> list[StoredMessage]:
-    """The conversation's messages a turn needs, in one query: the system messages and every
-    message after the summary, oldest first."""
-    return [
-        StoredMessage(*row)
-        for row in Message.objects.filter(conversation_id=conversation.id)
-        .filter(Q(role=Message.Role.SYSTEM) | Q(position__gte=conversation.summarized_through))
-        .order_by("position")
-        .values_list(
-            "id", "role", "content", "position", "status", "client_message_id", _USER_PARTS
-        )
-    ]
 
 
 def _resent_message(
@@ -398,11 +446,9 @@ def start_turn(
         model=model,
     )
     new_messages.append(reply)
-    Message.objects.bulk_create(new_messages)
+    sql.insert(new_messages)
     conversation.next_position = reply.position + 1
-    Conversation.objects.filter(id=conversation.id).update(
-        next_position=conversation.next_position, updated_at=timezone.now()
-    )
+    _conversation_moved_on(conversation)
     return Turn(
         kind=TurnKind.GENERATE,
         user_id=user_id,
