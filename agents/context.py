@@ -69,8 +69,9 @@ class TaskEnded:
 @dataclass(slots=True)
 class Step:
     """A step in progress. `cached` holds the answer found in the step cache (text or object), if
-    any; the step kind then returns it instead of calling the model. `partial` is what a
-    streaming step has sent the client so far: kept as its output if it ends early."""
+    any; the step kind then returns it instead of calling the model. `partial` is what the step
+    has sent the client so far (a final step's JSON text, a tool loop's answered calls): kept as
+    its output if it ends early."""
 
     id: uuid.UUID
     name: str
@@ -78,7 +79,7 @@ class Step:
     cache_key: str | None = None
     cached: str | BaseModel | None = None
     output: Any = None
-    partial: str | None = None
+    partial: Any = None
     usage: Usage = field(default_factory=Usage)
 
     def done(self, output: Any, usage: Usage, model: str) -> None:
@@ -288,7 +289,8 @@ class RunContext:
     ) -> dict[str, Any]:
         """A function-calling loop; each tool call is announced. Returns the transcript
         {"text", "modelCalls", "toolCalls": [{"name", "args", "output", "isError"}]}. Not cached:
-        the tools run every time."""
+        the tools run every time. If it fails or is stopped, the step keeps {"toolCalls"} of the
+        calls answered so far (what its client was shown) as its output."""
         async with self._step(
             name, model, kind="tools", prompt=prompt, system=system, cacheable=False
         ) as step:
@@ -310,6 +312,7 @@ class RunContext:
                             "isError": result.is_error,
                         }
                     )
+                    step.partial = {"toolCalls": list(calls)}
                 elif isinstance(event, ToolLoopFinished):
                     finished = event
             if finished is None:

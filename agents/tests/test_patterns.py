@@ -12,7 +12,13 @@ import pytest
 
 from agents import schemas
 from agents.models import AgentRun
-from tests.gemini_standin import Reply, function_call_reply, json_reply, text_reply
+from tests.gemini_standin import (
+    Reply,
+    error_reply,
+    function_call_reply,
+    json_reply,
+    text_reply,
+)
 
 from .conftest import (
     calls,
@@ -420,6 +426,35 @@ async def test_tool_loop_calculates_validates_and_answers(aclient, gemini_standi
     loop_step = await run.steps.aget(name="ProblemSolving")
     assert loop_step.output["modelCalls"] == 3
     assert [c["name"] for c in loop_step.output["toolCalls"]] == ["calculate", "validateAnswer"]
+
+
+async def test_a_tool_loop_that_fails_keeps_the_calls_its_client_was_shown(aclient, gemini_standin):
+    gemini_standin.enqueue(
+        function_call_reply("calculate", {"expression": "2**10"}),
+        error_reply(400),  # the model call after the tool ran
+    )
+
+    frames = await sse_frames(aclient, "tools", {"problem": "What is 2 to the 10th power?"})
+
+    [tool_input] = of_type(frames, "tool-input-available")
+    [tool_output] = of_type(frames, "tool-output-available")
+    shown = {
+        "toolCalls": [
+            {
+                "name": tool_input["toolName"],
+                "args": tool_input["input"],
+                "output": tool_output["output"],
+                "isError": False,
+            }
+        ]
+    }
+    assert tool_output["output"]["result"] == 1024
+    [failed] = [f for f in of_type(frames, "data-step") if f["data"]["status"] == "error"]
+    assert failed["data"]["output"] == shown
+    run = await AgentRun.objects.aget(id=frames[0]["messageId"])
+    assert run.status == "error"
+    loop_step = await run.steps.aget(name="ProblemSolving")
+    assert (loop_step.status, loop_step.output) == ("error", shown)
 
 
 def types_in(frames):
