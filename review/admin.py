@@ -237,19 +237,26 @@ class ReplyQueueAdmin(admin.ModelAdmin):
         """The message is never written from the queue: only its review (`save_formset`)."""
 
     def save_formset(self, request, form, formset, change):
-        if formset.model is not ReplyReview:
-            return
+        # What the admin's history (LogEntry) records about the formset, set as formset.save()
+        # would set it.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for review_form in formset.forms:
-            if review_form.has_changed():
-                mark_reviewed(
-                    message=form.instance,
-                    reviewer=request.user,
-                    note=review_form.cleaned_data.get("note", ""),
-                )
+            if not review_form.has_changed():
+                continue
+            existed = review_form.instance.pk is not None
+            review = mark_reviewed(
+                message=form.instance,
+                reviewer=request.user,
+                note=review_form.cleaned_data.get("note", ""),
+            )
+            if existed:
+                formset.changed_objects.append((review, ["note", "reviewer", "reviewed_at"]))
+            else:
+                formset.new_objects.append(review)
 
     @admin.action(description="Mark selected replies reviewed", permissions=["annotate"])
     def mark_selected_reviewed(self, request, queryset):
-        replies = list(queryset.only("id", "role"))
+        replies = list(queryset)
         for reply in replies:
             mark_reviewed(message=reply, reviewer=request.user)
         self.message_user(request, f"{len(replies)} replies marked reviewed.", messages.SUCCESS)

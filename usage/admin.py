@@ -89,7 +89,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
             "form": form,
         }
         if not form.is_valid():
-            return TemplateResponse(request, "admin/usage/usagerecord/report.html", context, 400)
+            return TemplateResponse(
+                request, "admin/usage/usagerecord/report.html", context, status=400
+            )
         choice = form.cleaned_data
         rows = usage_per_day(by=choice["by"], since=choice["since"], until=choice["until"])
         days = [

@@ -36,13 +36,12 @@ def cost_usd(
     (the defaults fit both `chat.Message` and `usage.UsageRecord`). NULL tokens count as none."""
     whens = []
     for name, price in sorted(settings.MODEL_PRICES.items()):
-        # Prices are per million tokens: multiplied first, divided once (no rounding of a
-        # per-token price to the field's decimal places).
-        per_input = Value(Decimal(str(price["input"])), output_field=COST)
-        per_output = Value(Decimal(str(price["output"])), output_field=COST)
+        # Per token, as exact decimals (3E-7 for $0.30 a million): never an integer, so that
+        # neither database divides integers, and never rounded to the result's decimal places.
+        per_input = Value(Decimal(str(price["input"])) / _MILLION, output_field=DecimalField())
+        per_output = Value(Decimal(str(price["output"])) / _MILLION, output_field=DecimalField())
         spent = ExpressionWrapper(
-            (_tokens(input_tokens) * per_input + _tokens(output_tokens) * per_output)
-            / Value(_MILLION, output_field=COST),
+            _tokens(input_tokens) * per_input + _tokens(output_tokens) * per_output,
             output_field=COST,
         )
         whens.append(When(**{model: name}, then=spent))

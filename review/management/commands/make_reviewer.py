@@ -1,0 +1,28 @@
+"""Make an existing user a reviewer: staff (the admin lets them in) in the `reviewer` group."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+
+GROUP = "reviewer"
+
+
+class Command(BaseCommand):
+    help = "Give a user the admin's review queue: staff status and the reviewer group."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+
+    def handle(self, *args, username: str, **options):
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(
+                f"No user {username!r}: create it first (createsuperuser, or the API)."
+            )
+        group = Group.objects.filter(name=GROUP).first()
+        if group is None:
+            raise CommandError(f"No {GROUP!r} group: run `manage.py migrate` first.")
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        user.groups.add(group)
+        self.stdout.write(self.style.SUCCESS(f"{username} is a reviewer: /admin/review/reply/"))
