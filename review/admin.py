@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
@@ -117,6 +118,7 @@ class ReviewForm(forms.ModelForm):
         model = ReplyReview
         fields = ["note"]
         widgets = {"note": forms.Textarea(attrs={"rows": 3, "cols": 80})}
+        help_texts = {"note": "Saving this page marks the reply reviewed, by you, now."}
 
     def has_changed(self) -> bool:
         # Saving the page is the reviewer's "reviewed": an empty note marks it reviewed too.
@@ -131,16 +133,15 @@ class ReviewInline(admin.StackedInline):
     extra = 1
     max_num = 1
     can_delete = False
-    verbose_name = "review (saving this page marks the reply reviewed by you, now)"
+    verbose_name = "review"
 
 
 @admin.register(Reply)
 class ReplyQueueAdmin(admin.ModelAdmin):
     list_display = [
-        "created_at",
+        "when",
         "excerpt",
         "conversation_link",
-        "user",
         "status",
         "model",
         "feedback_summary",
@@ -263,14 +264,23 @@ class ReplyQueueAdmin(admin.ModelAdmin):
 
     # --- Columns and fields ---------------------------------------------------------------------
 
+    @admin.display(description="created", ordering="created_at")
+    def when(self, obj):
+        return f"{timezone.localtime(obj.created_at):%Y-%m-%d %H:%M}"
+
     @admin.display(description="reply")
     def excerpt(self, obj):
         return Truncator(obj.content or "(no text)").chars(EXCERPT_CHARS)
 
-    @admin.display(description="conversation", ordering="conversation__title")
+    @admin.display(description="conversation, user", ordering="conversation__title")
     def conversation_link(self, obj):
         url = reverse("admin:chat_conversation_change", args=[obj.conversation_id])
-        return format_html('<a href="{}">{}</a>', url, obj.conversation.title)
+        return format_html(
+            '<a href="{}">{}</a><br><small>{}</small>',
+            url,
+            obj.conversation.title,
+            obj.conversation.user.get_username(),
+        )
 
     @admin.display(description="user", ordering="conversation__user__username")
     def user(self, obj):
@@ -282,7 +292,7 @@ class ReplyQueueAdmin(admin.ModelAdmin):
             return ""
         comments = [f.comment for f in obj.feedback.all() if f.comment]
         return format_html(
-            "<span title='thumbs-down'>👎 {}</span> <span title='thumbs-up'>👍 {}</span>{}",
+            "down {} · up {}{}",
             obj.down_votes,
             obj.up_votes,
             format_html("<br><small>{}</small>", Truncator(comments[0]).chars(80))
@@ -337,7 +347,7 @@ class ReplyQueueAdmin(admin.ModelAdmin):
             "<div>{} {} {}: {} <small>{}</small></div>",
             (
                 (
-                    "👎" if f.rating == MessageFeedback.Rating.DOWN else "👍",
+                    "thumbs-down" if f.rating == MessageFeedback.Rating.DOWN else "thumbs-up",
                     f.user.get_username(),
                     f"{f.updated_at:%Y-%m-%d %H:%M}",
                     f.comment or "(no comment)",

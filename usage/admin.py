@@ -81,7 +81,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
         table. Summed in the database (`usage_per_day`); staff with the view permission only."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = UsageReportForm(request.GET)
+        today = timezone.now().date()
+        defaults = {
+            "by": "model",
+            "metric": "total_tokens",
+            "since": str(today - timedelta(days=REPORT_DAYS - 1)),
+            "until": str(today),
+        }
+        form = UsageReportForm({**defaults, **request.GET.dict()})
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -97,7 +97,7 @@ def test_a_row_shows_the_conversation_feedback_tokens_cost_and_review(as_reviewe
     assert "Trip to Lisbon" in costly and "alice" in costly
     assert "35000" in costly and "$0.0875" in costly and ">open<" in costly
     wrong = next(row for row in rows if "capital of Spain" in row)
-    assert "👎 1" in wrong and "Wrong country" in wrong
+    assert "down 1 · up 0" in wrong and "Wrong country" in wrong
     reviewed = next(row for row in rows if "Bake for three hours" in row)
     assert "reviewed by boss on" in reviewed and "Known bad recipe" in reviewed
     cheap = next(row for row in rows if "Take tram 28." in row)

@@ -2,7 +2,7 @@
 table of the same numbers; summed by the database; no other host named."""
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -87,15 +87,15 @@ def test_the_page_shows_the_table_and_the_chart_per_model(staff, spending):
     assert response.status_code == 200
     html = response.content.decode()
     assert table(html, "usage-days") == [
-        ["2026-03-01", "gemini-2.5-flash", "3", "1030", "1015", "2045", "$0.0028"],
+        ["2026-03-01", "gemini-2.5-flash", "3", "1,030", "1,015", "2,045", "$0.0028"],
         ["2026-03-01", "gemini-2.5-pro", "1", "100", "50", "150", "$0.0006"],
         ["2026-03-02", "gemini-2.5-flash-lite", "1", "1", "2", "3", "$0.0000"],
     ]
     assert table(html, "usage-totals") == [
-        ["gemini-2.5-flash", "3", "1030", "1015", "2045", "$0.0028"],
+        ["gemini-2.5-flash", "3", "1,030", "1,015", "2,045", "$0.0028"],
         ["gemini-2.5-pro", "1", "100", "50", "150", "$0.0006"],
         ["gemini-2.5-flash-lite", "1", "1", "2", "3", "$0.0000"],
-        ["all", "5", "1131", "1067", "2198", "$0.0035"],
+        ["all", "5", "1,131", "1,067", "2,198", "$0.0035"],
     ]
     # One bar segment per day and model, titled with its number; two days on the axis.
     titles = re.findall(r"<rect [^>]*><title>([^<]*)</title>", html)
@@ -130,6 +130,7 @@ def test_the_default_is_the_last_thirty_days(staff, user):
     html = staff.get(REPORT).content.decode()
     assert [row[0] for row in table(html, "usage-days")] == [f"{today:%Y-%m-%d}"]
     assert len(re.findall(r">\d\d-\d\d</text>", html)) == 10  # 30 days, every third labelled
+    assert f'value="{today - timedelta(days=29):%Y-%m-%d}"' in html  # the range, in the form
 
 
 def test_bad_ranges_are_a_400_with_the_reason(staff):
