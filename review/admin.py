@@ -1,6 +1,6 @@
 """The review queue: assistant replies to read, filter and mark reviewed, in the admin.
 
-A reviewer (the `reviewer` group, see migrations/0002) sees the queue (`Reply`, a proxy of
+A reviewer (the `reviewer` group, see groups.py) sees the queue (`Reply`, a proxy of
 `chat.Message`) and writes reviews; every field of the reply is read-only here, and nothing on
 this page ever saves the message itself (`save_model`), so the text cannot be changed through it.
 """

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ReviewConfig(AppConfig):
@@ -7,3 +8,8 @@ class ReviewConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "review"
+
+    def ready(self) -> None:
+        from .groups import on_post_migrate
+
+        post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="review.reviewer_group")

@@ -1,5 +1,5 @@
-"""The `reviewer` group reads and annotates, and never edits a message's text; the queue is for
-staff only."""
+"""The `reviewer` group (review.groups) reads and annotates, and never edits a message's text;
+the queue is for staff only."""
 
 import pytest
 from django.contrib.auth.models import Group
@@ -120,3 +120,10 @@ def test_make_reviewer_gives_a_user_the_group_and_the_admin(user, capsys):
     assert list(user.groups.values_list("name", flat=True)) == ["reviewer"]
     assert user.has_perm("review.add_replyreview") and not user.has_perm("chat.change_message")
     assert "alice is a reviewer" in capsys.readouterr().out
+
+
+def test_make_reviewer_of_nobody_says_so():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No user 'nobody'"):
+        call_command("make_reviewer", "nobody")

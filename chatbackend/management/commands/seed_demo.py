@@ -10,13 +10,13 @@ import random
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import register_user
 from chat.models import Conversation, Message, MessageFeedback
+from review.groups import ensure_reviewer_group
 from review.models import ReplyReview
 from usage.models import UsageRecord
 
@@ -292,7 +292,7 @@ class Command(BaseCommand):
         if not reviewer.is_staff:
             reviewer.is_staff = True
             reviewer.save(update_fields=["is_staff"])
-        reviewer.groups.add(Group.objects.get(name="reviewer"))
+        reviewer.groups.add(ensure_reviewer_group())
         users = {DEMO_USERNAME: demo, REVIEWER_USERNAME: reviewer}
         for name in OTHER_USERNAMES:
             users[name] = self.user(name, DEMO_PASSWORD)[0]

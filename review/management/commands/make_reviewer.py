@@ -1,10 +1,9 @@
 """Make an existing user a reviewer: staff (the admin lets them in) in the `reviewer` group."""
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-GROUP = "reviewer"
+from review.groups import ensure_reviewer_group
 
 
 class Command(BaseCommand):
@@ -19,10 +18,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"No user {username!r}: create it first (createsuperuser, or the API)."
             )
-        group = Group.objects.filter(name=GROUP).first()
-        if group is None:
-            raise CommandError(f"No {GROUP!r} group: run `manage.py migrate` first.")
         user.is_staff = True
         user.save(update_fields=["is_staff"])
-        user.groups.add(group)
+        user.groups.add(ensure_reviewer_group())
         self.stdout.write(self.style.SUCCESS(f"{username} is a reviewer: /admin/review/reply/"))
