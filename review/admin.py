@@ -18,7 +18,7 @@ from django.utils.text import Truncator
 
 from chat.admin import render_parts
 from chat.models import Message, MessageFeedback
-from usage.pricing import cost_usd
+from usage.pricing import cost_usd, dollars
 
 from .models import Reply, ReplyReview
 from .services import mark_reviewed
@@ -41,10 +41,6 @@ def _votes(rating: str) -> Coalesce:
 
 def _has_feedback(**conditions) -> Exists:
     return Exists(MessageFeedback.objects.filter(message=OuterRef("pk"), **conditions))
-
-
-def dollars(cost) -> str:
-    return "—" if cost is None else f"${cost:,.4f}"
 
 
 class ReviewStateFilter(admin.SimpleListFilter):

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from .charts import stacked_bars
 from .models import UsageRecord
+from .pricing import dollars
 from .selectors import usage_per_day
 
 REPORT_DAYS = 30
@@ -37,10 +38,6 @@ class UsageReportForm(forms.Form):
         if (data["until"] - data["since"]).days >= MAX_REPORT_DAYS:
             raise forms.ValidationError(f"At most {MAX_REPORT_DAYS} days at a time.")
         return data
-
-
-def dollars(value) -> str:
-    return "—" if value is None else f"${value:,.4f}"
 
 
 def tokens(value) -> str:

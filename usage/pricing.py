@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Case, DecimalField, ExpressionWrapper, F, Value, When
 from django.db.models.functions import Coalesce
 
-__all__ = ["COST", "cost_usd", "priced_models"]
+__all__ = ["COST", "cost_usd", "dollars", "priced_models"]
 
 #: The output field of every cost: dollars, to a millionth of a cent.
 COST = DecimalField(max_digits=18, decimal_places=8)
@@ -50,3 +50,8 @@ def cost_usd(
 
 def _tokens(field: str) -> Coalesce:
     return Coalesce(F(field), Value(0))
+
+
+def dollars(cost: Decimal | None) -> str:
+    """A cost as staff read it: to a hundredth of a cent, or "—" where there is no price."""
+    return "—" if cost is None else f"${cost:,.4f}"
