@@ -209,7 +209,11 @@ class ReplyQueueAdmin(admin.ModelAdmin):
             query = request.GET.copy()
             query[param] = "open"
             return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, {"title": "Review queue", **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = {"title": "Review a reply", **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     # --- Who may do what --------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ def test_the_queue_opens_on_the_open_replies(as_reviewer, queue):
     page = as_reviewer.get(response["Location"])
     assert shown(page) == newest_first(*queue.open)
     html = page.content.decode()
+    assert "<h1>Review queue</h1>" in html
     assert "Lisbon is the capital of Spain." in html
     assert "Bake for three hours" not in html  # reviewed: not in the open queue
     assert "Q: " not in html  # the users' own messages are not replies
