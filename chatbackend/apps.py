@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class ChatbackendConfig(AppConfig):
-    """The project itself, as an app: only for its system checks."""
+    """The project itself, as an app: its system checks and `seed_demo` (which fills every app)."""
 
     name = "chatbackend"
     verbose_name = "Chat backend (project)"

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "chat",
     "agents",
     "usage",
+    "review",
     "llm",
     "attachments",
     "playground",
@@ -249,6 +250,35 @@ else:
         },
         "MODELS": {"chat": "offline", "fast": "offline", "complex": "offline"},
     }
+
+# --- Cost and review -------------------------------------------------------------------------
+# US dollars per 1M input and per 1M output tokens, by model name as stored on messages and usage
+# records (usage.pricing). The defaults are Google's list prices for paid-tier Gemini API text at
+# the time of writing (2.5 Pro: prompts up to 200k tokens): verify them against your contract and
+# override as JSON, e.g. MODEL_PRICES='{"gemini-2.5-flash": {"input": 0.3, "output": 2.5}}'.
+# A model without a price has no cost (shown as "—"), never a guessed one.
+_DEFAULT_MODEL_PRICES = {
+    "gemini-2.5-pro": {"input": 1.25, "output": 10.0},
+    "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
+    "gemini-2.5-flash-lite": {"input": 0.10, "output": 0.40},
+}
+try:
+    MODEL_PRICES = json.loads(env_str("MODEL_PRICES") or "null") or _DEFAULT_MODEL_PRICES
+    if not isinstance(MODEL_PRICES, dict) or not all(
+        isinstance(price, dict)
+        and set(price) == {"input", "output"}
+        and all(isinstance(v, int | float) and v >= 0 for v in price.values())
+        for price in MODEL_PRICES.values()
+    ):
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        'MODEL_PRICES must be JSON like {"model": {"input": 0.3, "output": 2.5}} '
+        "(dollars per 1M tokens, non-negative numbers)."
+    ) from None
+# The review queue's "over threshold" filter: replies that used more tokens, or cost more.
+REVIEW_TOKEN_THRESHOLD = env_int("REVIEW_TOKEN_THRESHOLD", 20000)
+REVIEW_COST_THRESHOLD_USD = env_float("REVIEW_COST_THRESHOLD_USD", 0.05)
 
 # --- Limits -----------------------------------------------------------------------------------
 CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "10/m")
