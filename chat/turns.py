@@ -52,6 +52,9 @@ class Turn:
     stored_content: str = ""
     stored_parts: tuple[dict, ...] = ()
     stored_finish: str = "stop"
+    #: The conversation's first reply, while its title is still the one taken from its first
+    #: message: once the reply is complete, the model writes a title (chat.titles).
+    wants_title: bool = False
 
 
 def title_from(text: str) -> str:
@@ -175,6 +178,7 @@ def _start_conversation(
         model=model,
         history=ConversationHistory.first(text, files),
         web_search=web_search,
+        wants_title=True,
     )
 
 
@@ -310,6 +314,7 @@ def start_turn(
         conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, model=model
     )
     conversation.save(update_fields=["next_position", "updated_at"])
+    history = conversation_history(conversation=conversation, before_position=reply.position)
     return Turn(
         kind=TurnKind.GENERATE,
         user_id=user_id,
@@ -317,6 +322,8 @@ def start_turn(
         user_message_id=user_message.id,
         reply_id=reply.id,
         model=model,
-        history=conversation_history(conversation=conversation, before_position=reply.position),
+        history=history,
         web_search=web_search,
+        wants_title=conversation.title_source == Conversation.TitleSource.MESSAGE
+        and not history.has_reply,
     )

@@ -38,7 +38,7 @@ def messages_page(api, message) -> list[dict]:
 
 
 def test_feedback_round_trip_shows_with_the_message(api, user):
-    question, reply = conversation_of(user, "user", "assistant")
+    _question, reply = conversation_of(user, "user", "assistant")
     assert [m["metadata"] for m in messages_page(api, reply)] == [{}, {"feedback": None}]
 
     given = api.post(
@@ -49,13 +49,8 @@ def test_feedback_round_trip_shows_with_the_message(api, user):
 
     assert given.status_code == 201
     stored = MessageFeedback.objects.get()
-    assert (stored.message_id, stored.user_id, stored.rating, stored.comment, stored.categories) == (
-        reply.id,
-        user.id,
-        "down",
-        "Wrong date.",
-        ["inaccurate", "incomplete"],
-    )
+    assert (stored.message_id, stored.user_id, stored.rating) == (reply.id, user.id, "down")
+    assert (stored.comment, stored.categories) == ("Wrong date.", ["inaccurate", "incomplete"])
     shown = {
         "rating": "down",
         "comment": "Wrong date.",
@@ -109,9 +104,7 @@ def test_another_users_reply_is_404_and_nothing_is_written(api, user, other_user
         assert refused.status_code == 404
         assert refused.json()["error"]["code"] == "not_found"
     assert api.delete(url(theirs)).status_code == 404
-    assert list(MessageFeedback.objects.values_list("user_id", "rating")) == [
-        (other_user.id, "up")
-    ]
+    assert list(MessageFeedback.objects.values_list("user_id", "rating")) == [(other_user.id, "up")]
     unknown = api.post(f"/api/chat/messages/{uuid4()}/feedback/", {"rating": "up"}, format="json")
     assert unknown.status_code == 404
 
@@ -212,3 +205,22 @@ def test_a_page_of_messages_reads_feedback_in_one_query(api, user, other_user):
     assert many == few  # no query per message
     shown = [m["metadata"]["feedback"] for m in results if m["role"] == "assistant"]
     assert [f and f["rating"] for f in shown] == ["up", None] * 15
+
+
+def test_openapi_schema_documents_feedback(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    endpoint = schema["paths"]["/api/chat/messages/{id}/feedback/"]
+    assert set(endpoint) >= {"post", "put", "delete"}
+    assert "FeedbackRequest" in str(endpoint["post"]["requestBody"])
+    assert set(endpoint["post"]["responses"]) >= {"201", "400", "404", "409", "429"}
+    assert set(endpoint["put"]["responses"]) >= {"200", "201"}
+    assert "204" in endpoint["delete"]["responses"]
+    components = schema["components"]["schemas"]
+    assert set(components["Feedback"]["properties"]) == {
+        "rating",
+        "comment",
+        "categories",
+        "updatedAt",
+    }
+    assert "metadata" in components["Message"]["properties"]
