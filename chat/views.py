@@ -106,7 +106,9 @@ class ChatStreamView(StreamingAPIView):
             "webSearch?}` or a `useChat` body `{id, messages, trigger, messageId?, webSearch?}`. "
             "Errors found before streaming are JSON 4xx responses; 409 "
             "`generation_in_progress` while another reply of the conversation is generated. "
-            "Send `Idempotency-Key` to make a resend safe."
+            "Send `Idempotency-Key` to make a resend safe. A conversation's first reply ends "
+            'with `{"type":"data-title","data":{"title":…}}` (the title the model wrote, '
+            "CHAT_TITLE_MODEL) before `finish`."
         ),
         request=ChatStreamRequestSerializer,
         parameters=[
