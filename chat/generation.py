@@ -44,6 +44,7 @@ from usage.services import save_usage
 
 from .history import history_within_budget
 from .models import Message
+from .titles import maybe_title
 from .turns import Turn
 
 logger = logging.getLogger(__name__)
@@ -349,8 +350,11 @@ class Generation:
                     model=finish.model,
                     usage=finish.usage,
                 )
+                if open_block:
+                    publish(close_block())  # the text is whole while its title is written
+                title = await maybe_title(turn)
                 publish(
-                    close_block()
+                    (encoder.data("title", {"title": title}) if title else b"")
                     + encoder.finish(finish.reason, {"usage": finish.usage.as_dict()})
                     + encoder.done()
                 )

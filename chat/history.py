@@ -134,6 +134,12 @@ class ConversationHistory:
         return older, replace(self, turns=tuple(kept))
 
     @property
+    def has_reply(self) -> bool:
+        """Whether the model already answered in this conversation: a reply with text (failed
+        replies without any are left out of the history), or turns folded into the summary."""
+        return bool(self.summary) or any(t.message.role == "assistant" for t in self.turns)
+
+    @property
     def first_position(self) -> int | None:
         return self.turns[0].position if self.turns else None
 

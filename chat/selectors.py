@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import Conversation, Message
+from .models import Conversation, Message, MessageFeedback
 
 
 def conversations_of(*, user) -> QuerySet[Conversation]:
@@ -17,8 +17,16 @@ def conversations_of(*, user) -> QuerySet[Conversation]:
     )
 
 
-def messages_of(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.order_by("position")
+def messages_of(*, conversation: Conversation, viewer=None) -> QuerySet[Message]:
+    """The conversation's messages, oldest first; with `viewer`, each carries the viewer's
+    feedback as `viewer_feedback` (a list of at most one), fetched in one query per page."""
+    messages = conversation.messages.order_by("position")
+    if viewer is not None:
+        own = MessageFeedback.objects.filter(user=viewer).order_by()
+        messages = messages.prefetch_related(
+            Prefetch("feedback", queryset=own, to_attr="viewer_feedback")
+        )
+    return messages
 
 
 def running_reply_id(*, user_id: int, chat_id: str) -> tuple[bool, uuid.UUID | None]:

@@ -1,9 +1,10 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from attachments.signing import signed_url
 
-from .models import Conversation, Message
+from .models import Conversation, Message, MessageFeedback
 
 
 class StrictCharField(serializers.CharField):
@@ -39,10 +40,62 @@ class ConversationSerializer(serializers.ModelSerializer):
         return super().to_internal_value(data)
 
 
+FEEDBACK_COMMENT_MAX_CHARS = 2000
+FEEDBACK_CATEGORY_MAX_CHARS = 40
+
+
+class FeedbackSerializer(serializers.ModelSerializer):
+    """A rating as it is shown: the body of POST/PUT's answer and a reply's `metadata.feedback`."""
+
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = MessageFeedback
+        fields = ["rating", "comment", "categories", "updatedAt"]
+        read_only_fields = fields
+
+
+class FeedbackRequestSerializer(serializers.Serializer):
+    """`{rating, comment?, categories?}`. Categories come from FEEDBACK_CATEGORIES (so that the
+    review queue can count them), each at most once."""
+
+    rating = serializers.ChoiceField(choices=MessageFeedback.Rating.choices)
+    comment = StrictCharField(
+        required=False, allow_blank=True, max_length=FEEDBACK_COMMENT_MAX_CHARS, default=""
+    )
+    categories = serializers.ListField(
+        child=StrictCharField(max_length=FEEDBACK_CATEGORY_MAX_CHARS),
+        required=False,
+        default=list,
+        help_text="Zero or more of FEEDBACK_CATEGORIES (by default inaccurate, unhelpful, "
+        "incomplete, off-topic, unsafe, formatting, too-long, other).",
+    )
+
+    def validate_categories(self, categories: list[str]) -> list[str]:
+        allowed = settings.FEEDBACK_CATEGORIES
+        unknown = [c for c in categories if c not in allowed]
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown categories: {', '.join(unknown)}. Allowed: {', '.join(allowed)}."
+            )
+        return list(dict.fromkeys(categories))  # each once, in the order given
+
+
+class MessageMetadataSerializer(serializers.Serializer):
+    feedback = FeedbackSerializer(
+        allow_null=True,
+        required=False,
+        help_text="Assistant messages only: your rating of the reply, or null.",
+    )
+
+
 class MessageSerializer(serializers.ModelSerializer):
     parts = serializers.SerializerMethodField(
         help_text="The message as UIMessage parts (text, reasoning, file, source-url); a file's "
         "url is signed for its owner and expires (ATTACHMENT_URL_TTL_S)."
+    )
+    metadata = serializers.SerializerMethodField(
+        help_text="UIMessage metadata: `feedback` on assistant messages."
     )
 
     class Meta:
@@ -59,8 +112,20 @@ class MessageSerializer(serializers.ModelSerializer):
             "total_tokens",
             "finish_reason",
             "created_at",
+            "metadata",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(MessageMetadataSerializer)
+    def get_metadata(self, message) -> dict:
+        if message.role != Message.Role.ASSISTANT:
+            return {}
+        # `viewer_feedback`: prefetched for a page of messages (selectors.messages_of).
+        found = getattr(message, "viewer_feedback", None)
+        if found is None:
+            viewer = self.context["request"].user
+            found = list(message.feedback.filter(user=viewer))
+        return {"feedback": FeedbackSerializer(found[0]).data if found else None}
 
     def get_parts(self, message) -> list[dict]:
         parts = message.parts or (

@@ -55,6 +55,9 @@ class Turn:
     stored_content: str = ""
     stored_parts: tuple[dict, ...] = ()
     stored_finish: str = "stop"
+    #: The conversation's first reply, while its title is still the one taken from its first
+    #: message: once the reply is complete, the model writes a title (chat.titles).
+    wants_title: bool = False
 
 
 def title_from(text: str) -> str:
@@ -140,7 +143,7 @@ def _lock_sql(vendor: str, match: str) -> str:
     q = sql.quote
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
     return (
-        f"SELECT c.id, c.summary, c.summarized_through, c.next_position"
+        f"SELECT c.id, c.summary, c.summarized_through, c.next_position, c.title_source"
         f" FROM {q(Conversation._meta.db_table)} c"
         f" INNER JOIN {q(User._meta.db_table)} u ON u.{q(User._meta.pk.column)} = c.user_id"
         f" WHERE c.user_id = %s AND u.is_active AND {match} ORDER BY c.id LIMIT 1{lock}"
@@ -159,6 +162,7 @@ def _locked_conversation(user_id: int, match: str, params: list) -> Conversation
         summary=row[1],
         summarized_through=row[2],
         next_position=row[3],
+        title_source=row[4],
     )
 
 
@@ -255,6 +259,7 @@ def _start_conversation(
         model=model,
         history=ConversationHistory.first(text, files),
         web_search=web_search,
+        wants_title=True,
     )
 
 
@@ -449,6 +454,9 @@ def start_turn(
     sql.insert(new_messages)
     conversation.next_position = reply.position + 1
     _conversation_moved_on(conversation)
+    history = history_of(
+        stored, summary=conversation.summary, summarized_through=conversation.summarized_through
+    )
     return Turn(
         kind=TurnKind.GENERATE,
         user_id=user_id,
@@ -456,10 +464,8 @@ def start_turn(
         user_message_id=user_message_id,
         reply_id=reply.id,
         model=model,
-        history=history_of(
-            stored,
-            summary=conversation.summary,
-            summarized_through=conversation.summarized_through,
-        ),
+        history=history,
         web_search=web_search,
+        wants_title=conversation.title_source == Conversation.TitleSource.MESSAGE
+        and not history.has_reply,
     )

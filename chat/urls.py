@@ -24,6 +24,11 @@ urlpatterns = [
         views.StopGenerationView.as_view(),
         name="conversation-stop",
     ),
+    path(
+        "messages/<uuid:pk>/feedback/",
+        views.MessageFeedbackView.as_view(),
+        name="message-feedback",
+    ),
     path("stream/", views.ChatStreamView.as_view(), name="chat-stream"),
     # The AI SDK's docs write `api: "/api/chat/stream"`: answered the same, never redirected (a
     # redirected POST becomes a GET).

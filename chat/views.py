@@ -8,6 +8,7 @@ from drf_spectacular.utils import (
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.authentication import StatelessJWTAuthentication
 from core.db import run_db
@@ -15,9 +16,16 @@ from core.errors import Conflict, NotFound
 from core.throttling import ChatRateThrottle
 from core.views import StreamingAPIView
 
-from . import services, streams
+from . import feedback, services, streams
 from .selectors import conversations_of, messages_of, running_reply_id
-from .serializers import ChatStreamRequestSerializer, ConversationSerializer, MessageSerializer
+from .serializers import (
+    ChatStreamRequestSerializer,
+    ConversationSerializer,
+    FeedbackRequestSerializer,
+    FeedbackSerializer,
+    MessageSerializer,
+)
+from .throttling import FeedbackRateThrottle
 from .turns import TurnKind, start_turn
 
 
@@ -68,7 +76,7 @@ class ConversationMessagesView(generics.ListAPIView):
         conversation = generics.get_object_or_404(
             conversations_of(user=self.request.user), pk=self.kwargs["pk"]
         )
-        return messages_of(conversation=conversation)
+        return messages_of(conversation=conversation, viewer=self.request.user)
 
 
 STREAM_EXAMPLE = (
@@ -98,7 +106,9 @@ class ChatStreamView(StreamingAPIView):
             "webSearch?}` or a `useChat` body `{id, messages, trigger, messageId?, webSearch?}`. "
             "Errors found before streaming are JSON 4xx responses; 409 "
             "`generation_in_progress` while another reply of the conversation is generated. "
-            "Send `Idempotency-Key` to make a resend safe."
+            "Send `Idempotency-Key` to make a resend safe. A conversation's first reply ends "
+            'with `{"type":"data-title","data":{"title":…}}` (the title the model wrote, '
+            "CHAT_TITLE_MODEL) before `finish`."
         ),
         request=ChatStreamRequestSerializer,
         parameters=[
@@ -202,3 +212,68 @@ class StopGenerationView(StreamingAPIView):
             raise NotFound("Conversation not found.")
         stopped = await streams.stop(reply_id) if reply_id else False
         return Response({"stopped": stopped})
+
+
+FEEDBACK_ERRORS = {
+    400: OpenApiResponse(description="Invalid body, or the message is not an assistant reply"),
+    401: OpenApiResponse(description="No or bad token"),
+    404: OpenApiResponse(
+        description="No such message in your conversations (DELETE: or no rating of yours)"
+    ),
+    429: OpenApiResponse(description="Rate limited (FEEDBACK_RATE_LIMIT; see Retry-After)"),
+}
+
+
+class MessageFeedbackView(APIView):
+    """`/api/chat/messages/{id}/feedback/`: your rating of one of your conversation's replies."""
+
+    throttle_classes = [FeedbackRateThrottle]
+
+    def _give(self, request, pk, *, replace: bool):
+        body = FeedbackRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        given, created = feedback.give_feedback(
+            user=request.user, message_id=pk, replace=replace, **body.validated_data
+        )
+        status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(FeedbackSerializer(given).data, status=status_code)
+
+    @extend_schema(
+        summary="Rate a reply (thumbs up or down, optional comment and categories)",
+        description="Creates your feedback on an assistant message; 409 `feedback_exists` if "
+        "you already rated it (PUT replaces, DELETE withdraws).",
+        request=FeedbackRequestSerializer,
+        responses={
+            201: FeedbackSerializer,
+            409: OpenApiResponse(description="Already rated"),
+            **FEEDBACK_ERRORS,
+        },
+        examples=[
+            OpenApiExample(
+                "Thumbs down",
+                value={"rating": "down", "comment": "Wrong date", "categories": ["inaccurate"]},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request, pk):
+        return self._give(request, pk, replace=False)
+
+    @extend_schema(
+        summary="Rate a reply, replacing your earlier rating",
+        description="Creates (201) or replaces whole (200) your feedback on an assistant "
+        "message: fields left out are cleared.",
+        request=FeedbackRequestSerializer,
+        responses={200: FeedbackSerializer, 201: FeedbackSerializer, **FEEDBACK_ERRORS},
+    )
+    def put(self, request, pk):
+        return self._give(request, pk, replace=True)
+
+    @extend_schema(
+        summary="Withdraw your rating of a reply",
+        request=None,
+        responses={204: None, **FEEDBACK_ERRORS},
+    )
+    def delete(self, request, pk):
+        feedback.withdraw_feedback(user=request.user, message_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

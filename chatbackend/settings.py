@@ -299,6 +299,15 @@ CHAT_WEB_SEARCH = env_str("CHAT_WEB_SEARCH", "request").lower()
 if CHAT_WEB_SEARCH not in {"request", "always", "off"}:
     raise ImproperlyConfigured("CHAT_WEB_SEARCH must be 'request', 'always' or 'off'.")
 CHAT_MAX_FILES = env_int("CHAT_MAX_FILES", 10)
+# The model that writes a conversation's title after its first reply (chat.titles); empty: the
+# fast model (GEMINI_MODEL_FAST). The offline provider writes a deterministic one.
+CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL")
+# Feedback on replies (chat.feedback): ratings per user, and the categories a rating may carry.
+FEEDBACK_RATE_LIMIT = env_str("FEEDBACK_RATE_LIMIT", "60/m")
+FEEDBACK_CATEGORIES = env_list(
+    "FEEDBACK_CATEGORIES",
+    "inaccurate,unhelpful,incomplete,off-topic,unsafe,formatting,too-long,other",
+)
 # Threads for database bursts of work that outlives its request (generations, heartbeats).
 DB_THREADS = env_int("DB_THREADS", 8)
 # The cyclic garbage collector, tuned once the application is loaded (chatbackend/asgi.py): three

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gemini_standin import GeminiStandIn
+from tests.gemini_standin import GeminiStandIn, json_reply
 
 __all__ = [
     "STANDIN_OPTIONS",
+    "STANDIN_TITLE",
+    "TITLE_MODEL",
     "gemini_provider",
     "gemini_provider_settings",
     "gemini_standin",
     "gemini_standin_server",
 ]
+
+#: CHAT_TITLE_MODEL with the stand-in (`gemini_provider_settings`), and the title it writes: a
+#: model of its own, so that title calls never take the replies a test queued for the chat.
+TITLE_MODEL = "gemini-2.0-flash-lite"
+STANDIN_TITLE = "Stand-in title"
 
 #: The stand-in's options for the Gemini backend (besides its base URL): 2 retries, 10-50 ms
 #: backoff, a 10 s timeout.
@@ -54,8 +61,12 @@ def gemini_standin_server():
 
 @pytest.fixture
 def gemini_standin(gemini_standin_server):
-    """The session's stand-in, with no queued replies, no handler and no recorded requests."""
+    """The session's stand-in, with no queued replies, no handler and no recorded requests; its
+    TITLE_MODEL answers STANDIN_TITLE unless a test queues otherwise for it."""
     gemini_standin_server.reset()
+    gemini_standin_server.handle_model(
+        TITLE_MODEL, lambda request: json_reply({"title": STANDIN_TITLE})
+    )
     yield gemini_standin_server
     gemini_standin_server.reset()
 
@@ -63,12 +74,14 @@ def gemini_standin(gemini_standin_server):
 @pytest.fixture
 def gemini_provider_settings(settings, gemini_standin):
     """`llm.get_provider()` returns the Gemini backend on the stand-in (2 retries, 10-50 ms
-    backoff, fallback to the default GEMINI_FALLBACK_MODEL). Yields the stand-in."""
+    backoff, fallback to the default GEMINI_FALLBACK_MODEL); conversation titles from
+    TITLE_MODEL. Yields the stand-in."""
     from llm.registry import reset_providers
 
     settings.LLM = standin_llm_settings(
         gemini_standin.base_url, fallback=settings.GEMINI_FALLBACK_MODEL
     )
+    settings.CHAT_TITLE_MODEL = TITLE_MODEL
     # chat/ still reads these two until it asks llm.model_for().
     settings.AI_PROVIDER = "gemini"
     settings.GEMINI_API_KEY = "test-key"

@@ -27,10 +27,10 @@ Usage::
         ...
         assert [r.model for r in standin.requests] == ["gemini-2.5-flash"] * 2
 
-What a request gets, in order: the first reply queued for its model (``enqueue_for``), else the
-first reply in the shared queue (``enqueue``), else ``handler(request)`` if it returns a Reply,
-else a deterministic default (a few text chunks; for JSON mode an object built from the request's
-``responseSchema``).
+What a request gets, in order: the first reply queued for its model (``enqueue_for``), else its
+model's handler (``handle_model``), else the first reply in the shared queue (``enqueue``), else
+``handler(request)`` if it returns a Reply, else a deterministic default (a few text chunks; for
+JSON mode an object built from the request's ``responseSchema``).
 
 Every request is recorded in ``.requests`` (thread-safe snapshots of live records): method,
 path, model, action, headers, json body (``inline_data`` and ``file_data`` list the files it
@@ -688,6 +688,7 @@ class GeminiStandIn:
         self._lock = threading.Condition(threading.Lock())
         self._queue: collections.deque[Reply] = collections.deque()
         self._by_model: dict[str, collections.deque[Reply]] = {}
+        self._model_handlers: dict[str, Callable[[StandInRequest], Reply]] = {}
         self._requests: list[StandInRequest] = []
         self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._ids = itertools.count(1)
@@ -785,6 +786,13 @@ class GeminiStandIn:
                 replies
             )
 
+    def handle_model(self, model: str, handler: Callable[[StandInRequest], Reply]) -> None:
+        """Every request to `model` that finds no reply queued for it (`enqueue_for`) gets
+        `handler(request)`, never a reply from the shared queue: e.g. the chat's title model, so
+        that its calls leave the replies queued for the chat alone."""
+        with self._lock:
+            self._model_handlers[model.removeprefix("models/")] = handler
+
     def pending(self) -> int:
         """How many queued replies are still unused."""
         with self._lock:
@@ -795,6 +803,7 @@ class GeminiStandIn:
         with self._lock:
             self._queue.clear()
             self._by_model.clear()
+            self._model_handlers.clear()
             self._requests.clear()
             self.handler = None
             self.api_key = None
@@ -877,9 +886,14 @@ class GeminiStandIn:
 
     def _next_reply(self, record: StandInRequest) -> Reply | None:
         with self._lock:
-            for queue in (self._by_model.get(record.model or ""), self._queue):
-                if queue:
-                    return queue.popleft()
+            own = self._by_model.get(record.model or "")
+            if own:
+                return own.popleft()
+            model_handler = self._model_handlers.get(record.model or "")
+            if model_handler is None and self._queue:
+                return self._queue.popleft()
+        if model_handler is not None:
+            return model_handler(record)
         handler = self.handler
         if handler is not None:
             reply = handler(record)

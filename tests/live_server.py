@@ -163,8 +163,9 @@ def database_url_for_subprocess() -> str | None:
 
 def standin_server_env(standin_url: str, **overrides: str) -> dict[str, str]:
     """`production_env` for a server process that uses the test's database and asks the Gemini
-    stand-in at `standin_url` (no retries). Skips (fails under CI=true) when another process
-    cannot reach the test database."""
+    stand-in at `standin_url` (no retries; titles from `TITLE_MODEL`). Skips (fails under
+    CI=true) when another process cannot reach the test database."""
+    from tests.fixtures_gemini import TITLE_MODEL
     from tests.require import require
 
     database_url = database_url_for_subprocess()
@@ -175,6 +176,7 @@ def standin_server_env(standin_url: str, **overrides: str) -> dict[str, str]:
         GEMINI_API_KEY="test-key",
         GEMINI_BASE_URL=standin_url,
         GEMINI_MAX_RETRIES="0",
+        CHAT_TITLE_MODEL=TITLE_MODEL,
         **overrides,
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from chat.models import Conversation, Message
+from tests.fixtures_gemini import STANDIN_TITLE
 from tests.gemini_standin import text_stream
 from tests.require import require
 
@@ -51,6 +52,11 @@ def test_ai_sdk_client_reads_our_stream_and_continues_the_chat(
     assert reply1["role"] == "assistant"
     assert [p["text"] for p in reply1["parts"] if p["type"] == "text"] == ["Hello from Gemini."]
     assert [p["text"] for p in reply2["parts"] if p["type"] == "text"] == ["Second."]
+    # The first reply's title (a data part the SDK validated and kept); none after the second.
+    assert [p for p in reply1["parts"] if p["type"].startswith("data-")] == [
+        {"type": "data-title", "data": {"title": STANDIN_TITLE}}
+    ]
+    assert not [p for p in reply2["parts"] if p["type"].startswith("data-")]
 
     conversation = Conversation.objects.get()
     assert conversation.client_chat_id == "sdk-chat-1"
@@ -64,7 +70,8 @@ def test_ai_sdk_client_reads_our_stream_and_continues_the_chat(
         ("user", "And again"),
         ("assistant", "Second."),
     ]
-    assert [c["parts"][0]["text"] for c in gemini_standin.requests[1].contents] == [
+    second = gemini_standin.requests_for("streamGenerateContent")[1]
+    assert [c["parts"][0]["text"] for c in second.contents] == [
         "Hi there",
         "Hello from Gemini.",
         "And again",
@@ -114,11 +121,13 @@ def test_ai_sdk_client_validates_reasoning_text_and_sources(
     assert output["errors"] == []
     reply = output["messages"][1]
     kinds = [part["type"] for part in reply["parts"] if part["type"] != "step-start"]
-    assert kinds == ["reasoning", "text", "source-url", "source-url"]
+    assert kinds == ["reasoning", "text", "source-url", "source-url", "data-title"]
     by_type = {part["type"]: part for part in reply["parts"]}
     assert by_type["reasoning"]["text"] == "Searching the web."
     assert by_type["text"]["text"] == "Found two pages."
     assert [(p["url"], p["title"]) for p in reply["parts"] if p["type"] == "source-url"] == pages
     stored = Message.objects.get(role="assistant")
     assert [p["type"] for p in stored.parts] == ["reasoning", "text", "source-url", "source-url"]
+    assert by_type["data-title"]["data"] == {"title": STANDIN_TITLE}
+    assert Conversation.objects.get().title == STANDIN_TITLE
     assert {"googleSearch": {}} in gemini_standin.requests[0].body["tools"]

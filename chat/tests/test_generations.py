@@ -15,11 +15,15 @@ from django.utils import timezone
 
 from chat.generation import sweep_stale_replies
 from chat.models import Conversation, Message
+from tests.fixtures_gemini import TITLE_MODEL
 from tests.gemini_standin import text_stream
 from tests.require import require
 from usage.models import UsageRecord
 
 from .streams import parse_sse, read_body, stream
+
+#: The model calls of a conversation's first turn: its reply, then its title (chat.titles).
+REPLY_AND_TITLE = ["gemini-2.5-flash", TITLE_MODEL]
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -75,7 +79,7 @@ async def test_a_second_message_while_a_reply_streams_is_409(client, auth_header
         }
     assert deltas(frames) == "Hello"
     assert [m.content async for m in conversation.messages.order_by("position")] == ["Hi", "Hello"]
-    assert len(gemini_standin.requests) == 1
+    assert [r.model for r in gemini_standin.requests] == REPLY_AND_TITLE
 
 
 async def test_regenerate_with_nothing_to_regenerate_is_400_and_stores_nothing(client, auth_header):
@@ -148,8 +152,9 @@ async def test_eight_simultaneous_resends_make_one_reply_one_call_one_bill(
     assert all(deltas(frames) == "One reply" for frames in bodies), bodies
     assert await Conversation.objects.acount() == 1
     assert [m.role async for m in Message.objects.order_by("position")] == ["user", "assistant"]
-    assert len(gemini_standin.requests) == 1
+    assert [r.model for r in gemini_standin.requests] == REPLY_AND_TITLE
     assert await UsageRecord.objects.filter(endpoint="chat").acount() == 1
+    assert await UsageRecord.objects.filter(endpoint="chat:title").acount() == 1
 
 
 async def test_resent_first_message_of_a_new_chat_starts_one_conversation(
@@ -165,7 +170,7 @@ async def test_resent_first_message_of_a_new_chat_starts_one_conversation(
     assert [deltas(b) for b in bodies] == ["Hi there"] * 3
     assert await Conversation.objects.acount() == 1
     assert await Message.objects.acount() == 2
-    assert len(gemini_standin.requests) == 1
+    assert [r.model for r in gemini_standin.requests] == REPLY_AND_TITLE
 
 
 async def test_a_resend_while_its_reply_runs_joins_that_generation(
@@ -180,7 +185,7 @@ async def test_a_resend_while_its_reply_runs_joins_that_generation(
     one, two = parse_sse(await read_body(first)), parse_sse(await read_body(again))
     assert one == two
     assert deltas(two) == "Hello"
-    assert len(gemini_standin.requests) == 1
+    assert [r.model for r in gemini_standin.requests] == REPLY_AND_TITLE
 
 
 # --- Resume and stop --------------------------------------------------------------------------
@@ -322,7 +327,8 @@ async def test_patch_system_prompt_reaches_the_model(client, auth_header, user, 
         client, auth_header, {"message": "Hi", "conversation_id": str(conversation.id)}
     )
     assert response.status_code == 200
-    assert gemini_standin.requests[-1].system_instruction == "Answer in French."
+    chat_request = gemini_standin.requests_for("streamGenerateContent")[-1]
+    assert chat_request.system_instruction == "Answer in French."
     changed = await client.patch(
         f"/api/chat/conversations/{conversation.id}/",
         json.dumps({"system_prompt": "Answer in German."}),
@@ -384,7 +390,7 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
     resend_of_first = list(statements)
 
     # conversation by first-message key; user check; SAVEPOINT, INSERT conversation, INSERT both
-    # messages, RELEASE; then the reply and its usage.
+    # messages, RELEASE; then the reply and its usage; then the title and its usage.
     assert new_conversation == [
         "SELECT",
         "SELECT",
@@ -392,6 +398,8 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
         "INSERT",
         "INSERT",
         "RELEASE",
+        "UPDATE",
+        "INSERT",
         "UPDATE",
         "INSERT",
     ]

@@ -24,6 +24,7 @@ import pytest
 
 from chat.models import Conversation, Message
 from conftest import bearer
+from tests.fixtures_gemini import STANDIN_TITLE, TITLE_MODEL
 from tests.gemini_standin import text_stream
 from tests.live_server import ServerProcess, standin_server_env
 from tests.polling import eventually
@@ -254,6 +255,7 @@ def test_a_reply_started_on_one_worker_is_resumed_on_the_other_by_the_ai_sdk(
         "text-delta",
         "text-delta",
         "text-end",
+        "data-title",
         "finish",
     ]
     assert [c["delta"] for c in result["chunks"] if c["type"] == "text-delta"] == [
@@ -263,8 +265,10 @@ def test_a_reply_started_on_one_worker_is_resumed_on_the_other_by_the_ai_sdk(
     ]
     message = result["message"]
     assert (message["id"], message["role"]) == (reply_id, "assistant")
-    [part] = message["parts"]
+    part, title = message["parts"]
     assert (part["type"], part["state"]) == ("text", "done")
+    # The title written on A reached the listener on B through Redis.
+    assert title == {"type": "data-title", "data": {"title": STANDIN_TITLE}}
 
     # The text the SDK assembled is the reply stored, complete.
     reply = Message.objects.get(id=reply_id)
@@ -306,7 +310,7 @@ def test_a_chat_with_nothing_running_is_204_and_the_ai_sdk_resumes_nothing(
         ):
             response = httpx.get(f"{server.url}{path}", headers=headers, timeout=10)
             assert (response.status_code, response.content) == (204, b""), (server.url, path)
-    assert len(gemini_standin.requests) == 1
+    assert [r.model for r in gemini_standin.requests] == ["gemini-2.5-flash", TITLE_MODEL]
 
     # Another user's chat is not theirs to resume: 404, which the SDK raises as an error.
     stranger = resume_clients(f"{b.url}/api/chat/stream", other_user, "idle-1").result()

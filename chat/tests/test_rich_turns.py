@@ -10,6 +10,7 @@ from django.test import AsyncClient
 
 from attachments.models import Attachment
 from chat.models import Conversation, Message
+from tests.fixtures_gemini import STANDIN_TITLE
 from tests.gemini_standin import grounding_metadata, text_stream
 
 from .streams import parse_sse, read_body, stream
@@ -70,13 +71,13 @@ async def test_an_image_and_a_pdf_reach_the_model_inline_and_again_in_the_next_t
         client, auth_header, use_chat("chat-files", "m1", "What are these?", files)
     )
     assert response.status_code == 200, frames
-    first = gemini_standin.requests[-1]
+    first = gemini_standin.requests_for("streamGenerateContent")[-1]
     assert first.inline_data == [("image/png", PNG), ("application/pdf", PDF)]
     assert first.last_user_text == "What are these?"
 
     response, _ = await stream(client, auth_header, use_chat("chat-files", "m2", "And now?"))
     assert response.status_code == 200
-    second = gemini_standin.requests[-1]
+    second = gemini_standin.requests_for("streamGenerateContent")[-1]
     assert second.inline_data == [("image/png", PNG), ("application/pdf", PDF)]
     assert second.roles == ["user", "model", "user"]
 
@@ -138,6 +139,7 @@ async def test_thoughts_stream_as_reasoning_before_the_text_and_are_stored_apart
         {"type": "text-start", "id": text_id},
         {"type": "text-delta", "id": text_id, "delta": "Four."},
         {"type": "text-end", "id": text_id},
+        {"type": "data-title", "data": {"title": STANDIN_TITLE}},
     ]
     assert reply.content == "Four."
     assert reply.parts == [

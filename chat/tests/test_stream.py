@@ -7,6 +7,7 @@ import pytest
 from django.test import AsyncClient
 
 from chat.models import Conversation, Message
+from tests.fixtures_gemini import STANDIN_TITLE, TITLE_MODEL
 from tests.gemini_standin import error_reply, text_stream
 from usage.models import UsageRecord
 
@@ -51,6 +52,7 @@ async def test_ui_message_stream_frames_and_stored_messages(client, auth_header,
         {"type": "text-delta", "id": text_id, "delta": "Hel"},
         {"type": "text-delta", "id": text_id, "delta": "lo"},
         {"type": "text-end", "id": text_id},
+        {"type": "data-title", "data": {"title": STANDIN_TITLE}},
         {
             "type": "finish",
             "finishReason": "stop",
@@ -58,7 +60,7 @@ async def test_ui_message_stream_frames_and_stored_messages(client, auth_header,
         },
         "[DONE]",
     ]
-    assert conversation.title == "Hi there"
+    assert (conversation.title, conversation.title_source) == (STANDIN_TITLE, "model")
     assert (user_message.role, user_message.content, user_message.status) == (
         "user",
         "Hi there",
@@ -72,8 +74,9 @@ async def test_ui_message_stream_frames_and_stored_messages(client, auth_header,
         "gemini-2.5-flash",
     )
     assert (reply.input_tokens, reply.output_tokens, reply.total_tokens) == (8, 2, 10)
-    record = await UsageRecord.objects.aget()
-    assert (record.endpoint, record.model, record.total_tokens) == ("chat", "gemini-2.5-flash", 10)
+    record = await UsageRecord.objects.aget(endpoint="chat")
+    assert (record.model, record.total_tokens) == ("gemini-2.5-flash", 10)
+    assert await UsageRecord.objects.filter(endpoint="chat:title", model=TITLE_MODEL).aexists()
 
 
 async def test_simple_protocol_frames(client, auth_header, gemini_standin):
@@ -142,7 +145,7 @@ async def test_server_error_before_streaming_is_retried(client, auth_header, gem
     assert [f["delta"] for f in frames if isinstance(f, dict) and f["type"] == "text-delta"] == [
         "fine"
     ]
-    assert len(gemini_standin.requests) == 2
+    assert len(gemini_standin.requests_for("streamGenerateContent")) == 2
     assert (await Message.objects.aget(role="assistant")).status == "complete"
 
 
@@ -320,7 +323,8 @@ async def test_use_chat_client_id_creates_then_continues_conversation(
     assert frames2[0]["messageMetadata"]["conversationId"] == conversation_id
     conversation = await Conversation.objects.aget()
     assert conversation.client_chat_id == "Xy7chat"
-    assert [c["parts"][0]["text"] for c in gemini_standin.requests[1].contents] == [
+    second_request = gemini_standin.requests_for("streamGenerateContent")[1]
+    assert [c["parts"][0]["text"] for c in second_request.contents] == [
         "Q1",
         "A1",
         "Q2",
@@ -335,7 +339,10 @@ async def test_resent_use_chat_message_is_not_stored_twice(client, auth_header, 
 
     assert await Message.objects.filter(role="user").acount() == 1
     assert await Message.objects.filter(role="assistant").acount() == 1
-    assert len(gemini_standin.requests) == 1, "the stored reply is streamed back, not regenerated"
+    assert [r.model for r in gemini_standin.requests] == [
+        "gemini-2.5-flash",
+        TITLE_MODEL,
+    ], "the stored reply is streamed back, not regenerated (nor titled again)"
     assert again[0]["messageId"] == frames[0]["messageId"]
     assert [f["delta"] for f in again if isinstance(f, dict) and f["type"] == "text-delta"] == [
         "Only once"
@@ -383,7 +390,7 @@ async def test_regenerate_replaces_last_reply(client, auth_header, gemini_standi
     replies = [m.content async for m in Message.objects.filter(role="assistant")]
     assert replies == ["second answer"]
     assert await Message.objects.filter(role="user").acount() == 1
-    assert gemini_standin.requests[1].roles == ["user"]
+    assert gemini_standin.requests_for("streamGenerateContent")[1].roles == ["user"]
 
 
 # --- A real server: nothing buffers the stream ------------------------------------------------

@@ -290,7 +290,8 @@ def test_phone_layout_collapses_the_sidebar(page, console_errors, artifacts):
     sign_up(page)
     send(page, "Hi from a phone")
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
-    expect(page.locator("#chat-title")).to_have_text("Hi from a phone")  # the server's title
+    title = "Offline title for: Hi from a phone"  # written by the (offline) model
+    expect(page.locator("#chat-title")).to_have_text(title)
     sidebar = page.locator("#chat-sidebar")
     expect(sidebar).not_to_be_visible()
     page.screenshot(path=artifacts / "chat-phone.png")
@@ -300,7 +301,7 @@ def test_phone_layout_collapses_the_sidebar(page, console_errors, artifacts):
     expect(sidebar).to_be_visible()
     expect(page.get_by_role("button", name="Show list")).to_have_attribute("aria-expanded", "true")
     page.screenshot(path=artifacts / "chat-phone-sidebar.png")
-    sidebar.get_by_role("link", name="Hi from a phone").click()
+    sidebar.get_by_role("link", name=title).click()
     expect(sidebar).not_to_be_visible()
     assert console_errors == []
 
@@ -617,4 +618,53 @@ def test_a_tab_shown_again_catches_up_with_the_other_tab(slow_page, console_erro
     expect(second.locator(f"{LAST_REPLY} .bubble")).to_have_text(
         first.locator(f"{LAST_REPLY} .bubble").text_content()
     )
+    assert console_errors == []
+
+
+def test_thumbs_down_with_a_comment_is_stored_and_shown_again(page, console_errors, artifacts):
+    """A reply's thumbs: down with a comment goes to the API and is shown again after a reload;
+    the same thumb again withdraws it. The new chat's title, written by the model after the
+    first reply, replaces the first message's in the header and the list."""
+    sign_up(page)
+    send(page, "Plan three days in Lisbon")
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
+    conversation = conversation_id(page)
+    model_title = "Offline title for: Plan three days in Lisbon"
+    expect(page.locator("#chat-title")).to_have_text(model_title)
+    expect(page.locator("#conversations").get_by_role("link", name=model_title)).to_be_visible()
+    reply = page.locator(LAST_REPLY)
+    thumbs_down = reply.get_by_role("button", name="Bad reply")
+    expect(reply.get_by_label("Comment on this reply")).to_be_hidden()  # no rating yet
+
+    with page.expect_response("**/feedback/") as rated:
+        thumbs_down.click()
+    assert (rated.value.request.method, rated.value.status) == ("PUT", 201)
+    expect(thumbs_down).to_have_attribute("aria-pressed", "true")
+    thumbs_up = reply.get_by_role("button", name="Good reply")
+    expect(thumbs_up).to_have_attribute("aria-pressed", "false")
+    reply.get_by_label("Comment on this reply").fill("The second day is in Porto, not Lisbon.")
+    with page.expect_response("**/feedback/") as commented:
+        reply.get_by_role("button", name="Save comment").click()
+    assert commented.value.status == 200
+
+    stored = stored_messages(page, conversation)[-1]["metadata"]["feedback"]
+    assert (stored["rating"], stored["comment"]) == (
+        "down",
+        "The second day is in Porto, not Lisbon.",
+    )
+
+    page.reload()
+    reply = page.locator(LAST_REPLY)
+    expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
+    expect(reply.get_by_label("Comment on this reply")).to_have_value(
+        "The second day is in Porto, not Lisbon."
+    )
+    expect(page.locator("#chat-title")).to_have_text(model_title)
+    page.screenshot(path=artifacts / "feedback.png")
+
+    with page.expect_response("**/feedback/") as withdrawn:
+        reply.get_by_role("button", name="Bad reply").click()
+    assert (withdrawn.value.request.method, withdrawn.value.status) == ("DELETE", 204)
+    expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "false")
+    assert stored_messages(page, conversation)[-1]["metadata"] == {"feedback": None}
     assert console_errors == []

@@ -1,9 +1,10 @@
 // Chat: the conversation list, one conversation's messages (UIMessage parts: text, reasoning, files,
-// sources) and replies streamed from POST /api/chat/stream/ (Vercel AI SDK UI message stream:
-// start, reasoning-*, text-*, source-url, finish | error). A reply belongs to the server, not to
-// this page: after a reload, or in a second tab, the running one is resumed from
-// GET /api/chat/stream/{id}/stream, and Stop asks the server to stop it.
+// sources; a reply's thumbs from metadata.feedback) and replies streamed from POST /api/chat/stream/
+// (Vercel AI SDK UI message stream: start, reasoning-*, text-*, source-url, data-title, finish |
+// error). A reply belongs to the server, not to this page: after a reload, or in a second tab, the
+// running one is resumed from GET /api/chat/stream/{id}/stream, and Stop asks the server to stop it.
 import { api, request, upload } from "./api.js";
+import { feedbackControls } from "./feedback.js";
 import { renderMarkdown } from "./markdown.js";
 import { readFrames } from "./stream.js";
 import { $, allPages, el, formatDate, relative, showError } from "./ui.js";
@@ -68,6 +69,14 @@ function conversationItem(conversation) {
     conversation.title || "Untitled");
   const details = `${conversation.message_count} messages · ${formatDate(conversation.updated_at)}`;
   return el("li", { "data-id": conversation.id }, link, el("small", { class: "muted" }, details));
+}
+
+/** Shows the open conversation's new title, in its header and in the list. */
+function showTitle(text) {
+  if (typeof text !== "string" || !text) return;
+  if (renameForm.hidden) title.textContent = text; // not while the user is typing their own
+  const link = [...list.children].find((item) => item.dataset.id === conversationId)?.querySelector("a");
+  if (link) link.textContent = text;
 }
 
 function markCurrent() {
@@ -187,7 +196,7 @@ class Reply {
 
 const replies = new WeakMap(); // assistant <li> → its Reply
 
-function messageItem({ id, role, content = "", parts, status = "complete", ...details }) {
+function messageItem({ id, role, content = "", parts, status = "complete", metadata, ...details }) {
   const item = el("li", { class: `message ${role}`, "data-id": id },
     el("span", { class: "role" }, { user: "You", assistant: "Assistant" }[role] ?? "System"),
     el("small", { class: "meta" }));
@@ -195,6 +204,7 @@ function messageItem({ id, role, content = "", parts, status = "complete", ...de
     const reply = new Reply(item);
     replies.set(item, reply);
     reply.showParts(parts, content);
+    item.append(feedbackControls(item, metadata?.feedback ?? null)); // shown once it is complete
   } else {
     const files = (parts ?? []).filter((part) => part.type === "file");
     const text = parts?.some((part) => part.type === "text")
@@ -259,6 +269,8 @@ async function readReply(response, item, { userText = null } = {}) {
       item.scrollIntoView({ block: "end" });
     } else if (chunk.type === "source-url") {
       reply.addSource(chunk);
+    } else if (chunk.type === "data-title") {
+      showTitle(chunk.data?.title); // the server titled the new chat after its first reply
     } else if (chunk.type === "finish") {
       const usage = chunk.messageMetadata?.usage ?? {};
       const status = item.dataset.status === "error" ? "error" : "complete";
