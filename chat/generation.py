@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 
 from django.conf import settings
 from django.db import Error as DatabaseFault
@@ -56,6 +56,9 @@ SAVE_RETRY_MAX_S = 2.0
 
 #: This process's running generations, by reply id (for shutdown, and `cancel` on disconnect).
 _running: dict[uuid.UUID, Generation] = {}
+#: Replies whose turn is being saved here and whose generation starts next: a resend of the same
+#: message, answered between the save and the start, waits for it (not a 409).
+_starting: dict[uuid.UUID, asyncio.Future[None]] = {}
 
 
 class ReplyParts:
@@ -390,6 +393,9 @@ async def start_generation(turn: Turn) -> Generation:
     error response. The generation's task has a context of its own: it outlives the request."""
     generation = Generation(turn)
     _running[turn.reply_id] = generation
+    announced = _starting.pop(turn.reply_id, None)
+    if announced is not None and not announced.done():
+        announced.set_result(None)
     generation.task = asyncio.get_running_loop().create_task(
         generation.run(), context=contextvars.Context()
     )
@@ -399,6 +405,29 @@ async def start_generation(turn: Turn) -> Generation:
 
 def running_here(reply_id: uuid.UUID) -> Generation | None:
     return _running.get(reply_id)
+
+
+@contextmanager
+def starting(reply_id: uuid.UUID):
+    """Around saving a turn whose new reply gets `reply_id`: until its generation starts (or the
+    turn ends otherwise), `started_here(reply_id)` waits. Once the save commits, a resend can
+    find the reply streaming before the generation's channel is open."""
+    future = asyncio.get_running_loop().create_future()
+    _starting[reply_id] = future
+    try:
+        yield
+    finally:
+        if _starting.get(reply_id) is future:
+            del _starting[reply_id]
+        if not future.done():
+            future.set_result(None)
+
+
+async def started_here(reply_id: uuid.UUID) -> None:
+    """Wait until a generation announced here (`starting`) has started or given up."""
+    future = _starting.get(reply_id)
+    if future is not None:
+        await asyncio.shield(future)
 
 
 async def stop_all(timeout_s: float = 10.0) -> None:

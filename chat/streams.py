@@ -13,7 +13,7 @@ from django.http import HttpResponse
 from core.encoders import SimpleStream, UIMessageStream, streaming_response
 from core.hub import get_hub
 
-from .generation import Generation, running_here, start_generation
+from .generation import Generation, running_here, start_generation, started_here
 from .turns import Turn
 
 _UI = UIMessageStream()
@@ -61,6 +61,7 @@ async def generation_response(turn: Turn, *, simple: bool):
 
 async def listen_response(reply_id: uuid.UUID, *, simple: bool = False):
     """The running reply's stream from its start, or None when it runs nowhere reachable."""
+    await started_here(reply_id)  # its turn was just saved here: its channel opens next
     frames = await get_hub().listen(str(reply_id))
     return None if frames is None else _response(frames, simple)
 

@@ -212,7 +212,7 @@ def _conversation_moved_on(conversation: Conversation) -> None:
 
 
 def _start_conversation(
-    *, user_id, text, files, chat_id, client_message_id, web_search
+    *, user_id, text, files, chat_id, client_message_id, web_search, reply_id=None
 ) -> Turn | None:
     """A new conversation holding the user's message and the empty reply: two INSERTs, and no
     history to read back. None when the same conversation (same chat id, or same first message)
@@ -233,6 +233,7 @@ def _start_conversation(
         client_message_id=client_message_id,
     )
     reply = Message(
+        id=reply_id or uuid.uuid4(),
         conversation=conversation,
         position=1,
         role=Message.Role.ASSISTANT,
@@ -343,11 +344,13 @@ def start_turn(
     client_message_id: str | None = None,
     regenerate: bool = False,
     web_search: bool = False,
+    reply_id: uuid.UUID | None = None,
 ) -> Turn:
     """Save the user's message (once, even when resent) and an empty reply to stream into.
 
     `files` are the message's file parts as the client sent them: they are stored only when the
-    message is (not for a resend).
+    message is (not for a resend). `reply_id`, when given, is the new reply's id (the caller
+    announced it: `chat.generation.starting`).
 
     Continuing a conversation takes four statements, whatever its length: the conversation
     (locked, with its user's active check), its messages after the summary (the history, the
@@ -371,6 +374,7 @@ def start_turn(
             chat_id=chat_id,
             client_message_id=client_message_id,
             web_search=web_search,
+            reply_id=reply_id,
         )
         if turn is not None:
             return turn
@@ -444,6 +448,7 @@ def start_turn(
                 )
             )
     reply = Message(
+        id=reply_id or uuid.uuid4(),
         conversation=conversation,
         position=conversation.next_position + len(new_messages),
         role=Message.Role.ASSISTANT,

@@ -1,3 +1,5 @@
+import uuid
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -17,6 +19,7 @@ from core.throttling import ChatRateThrottle
 from core.views import StreamingAPIView
 
 from . import feedback, services, streams
+from .generation import starting
 from .selectors import conversations_of, messages_of, running_reply_id
 from .serializers import (
     ChatStreamRequestSerializer,
@@ -131,23 +134,26 @@ class ChatStreamView(StreamingAPIView):
     async def post(self, request):
         # The body is read, validated and saved in the turn's one thread hop, after the rate limit
         # (StreamingAPIView.run_db): a refused request costs no validation.
-        turn = await self.run_db(self.start_turn, request)
-        simple = request.query_params.get("protocol") == "simple"
+        reply_id = uuid.uuid4()
+        with starting(reply_id):
+            turn = await self.run_db(self.start_turn, request, reply_id)
+            simple = request.query_params.get("protocol") == "simple"
+            if turn.kind is TurnKind.GENERATE:
+                return await streams.generation_response(turn, simple=simple)
         if turn.kind is TurnKind.STORED:
             return streams.stored_reply_response(turn, simple=simple)
-        if turn.kind is TurnKind.RUNNING:
-            response = await streams.listen_response(turn.reply_id, simple=simple)
-            if response is None:  # running in a process this one cannot reach
-                raise Conflict(
-                    "This message's reply is being generated elsewhere.",
-                    code="generation_in_progress",
-                    details={"replyId": str(turn.reply_id)},
-                )
-            return response
-        return await streams.generation_response(turn, simple=simple)
+        # RUNNING: a resend of the message whose reply is being generated joins it.
+        response = await streams.listen_response(turn.reply_id, simple=simple)
+        if response is None:  # running in a process this one cannot reach
+            raise Conflict(
+                "This message's reply is being generated elsewhere.",
+                code="generation_in_progress",
+                details={"replyId": str(turn.reply_id)},
+            )
+        return response
 
     @staticmethod
-    def start_turn(request):
+    def start_turn(request, reply_id):
         body = ChatStreamRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -161,6 +167,7 @@ class ChatStreamView(StreamingAPIView):
             client_message_id=idempotency_key or data["client_message_id"],
             regenerate=data["regenerate"],
             web_search=streams.web_search_wanted(data["web_search"]),
+            reply_id=reply_id,
         )
 
 

@@ -157,6 +157,43 @@ async def test_eight_simultaneous_resends_make_one_reply_one_call_one_bill(
     assert await UsageRecord.objects.filter(endpoint="chat:title").acount() == 1
 
 
+async def test_a_resend_between_the_save_and_the_generation_start_joins_it(
+    client, auth_header, gemini_standin, monkeypatch
+):
+    """The first request's turn is saved, its generation not started yet: the resend that finds
+    the reply streaming waits for that generation in this process (it is not "elsewhere": 409)."""
+    from chat import streams
+
+    saved, resend_waiting = asyncio.Event(), asyncio.Event()
+    release = asyncio.Event()
+    start_generation, started_here = streams.start_generation, streams.started_here
+
+    async def held_start(turn):
+        saved.set()
+        await release.wait()
+        return await start_generation(turn)
+
+    async def observed_wait(reply_id):
+        resend_waiting.set()
+        await started_here(reply_id)
+
+    monkeypatch.setattr(streams, "start_generation", held_start)
+    monkeypatch.setattr(streams, "started_here", observed_wait)
+    gemini_standin.enqueue(text_stream(["One ", "reply"]))
+    key = {"Idempotency-Key": "between-1"}
+
+    first = asyncio.ensure_future(post(client, auth_header, {"message": "Hi"}, extra=key))
+    await asyncio.wait_for(saved.wait(), 30)
+    second = asyncio.ensure_future(post(client, auth_header, {"message": "Hi"}, extra=key))
+    await asyncio.wait_for(resend_waiting.wait(), 30)
+    release.set()
+    responses = await asyncio.gather(first, second)
+
+    assert [r.status_code for r in responses] == [200, 200]
+    assert [deltas(parse_sse(await read_body(r))) for r in responses] == ["One reply"] * 2
+    assert await Message.objects.acount() == 2
+
+
 async def test_resent_first_message_of_a_new_chat_starts_one_conversation(
     client, auth_header, gemini_standin
 ):
