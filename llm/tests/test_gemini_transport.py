@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import sys
 import threading
 
 import aiohttp
@@ -123,6 +124,61 @@ async def test_the_counter_sees_the_sdks_own_streaming_path(gemini_standin, resp
         pass
 
     assert responses_built["n"] >= 20
+    await client.aio.aclose()
+
+
+@pytest.fixture
+def json_work(monkeypatch):
+    """Counts what the SDK's own per-event path does: the standard library's json.dumps/loads
+    (it parses each event, then dumps it again) and its SdkHttpResponse wrapper (pydantic)."""
+    count = {"dumps": 0, "loads": 0, "wrappers": 0}
+    dumps, loads = _api_client.json.dumps, _api_client.json.loads
+    wrapper_init = types.HttpResponse.__init__
+
+    def counting(name, fn):
+        def call(*args, **kwargs):  # the json module is shared: count the SDK's calls only
+            if sys._getframe(1).f_globals.get("__name__") == _api_client.__name__:
+                count[name] += 1
+            return fn(*args, **kwargs)
+
+        return call
+
+    def counting_wrapper(self, *args, **kwargs):
+        count["wrappers"] += 1
+        wrapper_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(_api_client.json, "dumps", counting("dumps", dumps))
+    monkeypatch.setattr(_api_client.json, "loads", counting("loads", loads))
+    monkeypatch.setattr(types.HttpResponse, "__init__", counting_wrapper)
+    return count
+
+
+async def test_each_streamed_event_is_parsed_once_and_never_dumped_again(
+    gemini_provider, gemini_standin, json_work
+):
+    """One orjson parse per event in our transport; the request body is dumped by orjson too:
+    the SDK's json module and per-event wrapper are not used on the stream at all."""
+    gemini_standin.enqueue(text_stream([f"w{i} " for i in range(20)]))
+
+    events = await collect(gemini_provider.stream_chat(HELLO, model=MODEL))
+
+    assert len([e for e in events if isinstance(e, TextDelta)]) == 20
+    assert json_work == {"dumps": 0, "loads": 0, "wrappers": 0}
+
+
+async def test_the_json_counter_sees_the_sdks_own_per_event_work(gemini_standin, json_work):
+    """The guard above can fail: the SDK's async_request_streamed does all three per event."""
+    gemini_standin.enqueue(text_stream([f"w{i} " for i in range(20)]))
+    client = genai.Client(api_key="k", http_options={"base_url": gemini_standin.base_url})
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+    items = await client.aio._api_client.async_request_streamed(
+        "post", f"models/{MODEL}:streamGenerateContent?alt=sse", body, None
+    )
+    async for _item in items:
+        pass
+
+    assert json_work["dumps"] >= 20 and json_work["loads"] >= 20 and json_work["wrappers"] >= 20
     await client.aio.aclose()
 
 
