@@ -218,7 +218,7 @@ def test_resending_a_message_after_a_partial_reply_keeps_each_reply_once(
     ]
     # The model is asked the message again, not shown the void attempt; later turns see only
     # the answer that replaced it.
-    retry, later = standin.requests[1:]
+    retry, later = standin.requests_for("streamGenerateContent")[1:]
     assert [c["role"] for c in retry.contents] == ["user"]
     assert [(c["role"], c["parts"][0]["text"]) for c in later.contents] == [
         ("user", "Q"),
@@ -261,7 +261,7 @@ def test_a_final_save_the_database_refuses_is_retried_until_it_holds(
     assert (got.text, frames[-2]["finishReason"]) == ("".join(SENT + HELD), "stop")
     assert_kept(Message.objects.get(role="assistant"), got, Message.Status.COMPLETE)
     assert attempts == [Message.Status.COMPLETE] * 3
-    assert UsageRecord.objects.count() == 1  # billed once
+    assert UsageRecord.objects.filter(endpoint="chat").count() == 1  # billed once
 
 
 def test_when_the_database_refuses_every_save_the_last_checkpoint_is_what_stays(
