@@ -348,18 +348,32 @@ def summarize(result: dict) -> dict:
 def chat_job(
     args, port: int, tokens: list[str], level: int, *, mode: str, conversations=None
 ) -> dict:
-    """`conversations`: [conversation id, user index] per worker (a continued turn), or None (each
-    turn starts a conversation, as the `--users` users in turn)."""
+    """`conversations`: [conversation id, user index], `--turns` per worker (each turn continues a
+    conversation of its own, as its user), or None (each turn starts a conversation, as the
+    `--users` users in turn)."""
     if mode == "backend":
         path = "/api/chat/stream/"
         requests = []
         for i in range(level):
             body = {"message": f"Benchmark question {i}: how do streams work?"}
             user = i % args.users
-            if conversations is not None:
-                conversation_id, user = conversations[i]
-                body["conversation_id"] = conversation_id
-            requests.append({"headers": {"Authorization": f"Bearer {tokens[user]}"}, "body": body})
+            if conversations is None:
+                requests.append(
+                    {"headers": {"Authorization": f"Bearer {tokens[user]}"}, "body": body}
+                )
+                continue
+            mine = conversations[i * args.turns : (i + 1) * args.turns]
+            requests.append(
+                {
+                    "turns": [
+                        {
+                            "headers": {"Authorization": f"Bearer {tokens[user]}"},
+                            "body": body | {"conversation_id": conversation_id},
+                        }
+                        for conversation_id, user in mine
+                    ]
+                }
+            )
     else:
         path = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
         requests = [
@@ -429,10 +443,10 @@ def reset_conversations(db_url: str, conversations: list[list], history: int) ->
 
 
 def calibration_ms() -> float:
-    """CPU time of a fixed piece of pure-Python work (dicts, strings, JSON), the best of three:
-    about 35 ms on this machine with 5 other sessions busy. When other processes share the cores, the same work
-    takes more CPU time (caches, the other hyperthread), and so does a turn: compare figures
-    taken at similar calibrations, or scale by it."""
+    """CPU time of a fixed piece of pure-Python work (dicts, strings, JSON), the best of three,
+    taken just before a measurement: 17-37 ms on this machine while other sessions ran. The same
+    work takes more CPU time when other processes share the cores (caches, the other
+    hyperthread), and so does a turn: it says how disturbed the moment was."""
     best = float("inf")
     for _ in range(3):
         started = time.process_time()
@@ -470,8 +484,8 @@ def measure_level(args, ctx: dict, level: int, case: str = "new") -> dict:
     baseline = baseline_for(args, ctx, level)
     conversations = None
     if case != "new":
-        conversations = ctx["seeded"][case][:level]
-        if len(conversations) < level:
+        conversations = ctx["seeded"][case][: level * args.turns]
+        if len(conversations) < level * args.turns:
             raise RuntimeError(f"case {case}: {len(conversations)} conversations for {level}")
         reset_conversations(ctx["db_url"], conversations, int(case))
         time.sleep(args.settle)
@@ -514,7 +528,6 @@ def measure_level(args, ctx: dict, level: int, case: str = "new") -> dict:
         "case": case,
         "level": level,
         "history": None if case == "new" else int(case),
-        "history_growth": None if case == "new" else 2 * (args.turns - 1),
         "backend": backend,
         "baseline": baseline,
         "added_ttft_ms": {
@@ -634,10 +647,7 @@ def measure_parallel_agent(args, ctx: dict) -> dict | None:
 def case_title(case: str, args) -> str:
     if case == "new":
         return "new conversation (first turn)"
-    growth = ""
-    if args.turns > 1:
-        growth = f", growing by 2 per turn to {int(case) + 2 * (args.turns - 1)}"
-    return f"continued conversation with {case} earlier messages{growth}"
+    return f"continued conversation with {case} earlier messages"
 
 
 def table(rows: list[dict]) -> str:
@@ -869,8 +879,8 @@ def main(argv: list[str] | None = None) -> int:
         histories = [c for c in args.cases if c != "new"]
         if histories:
             log(
-                f"seeding {max(args.levels)} conversations of {', '.join(histories)} messages "
-                f"over {args.users} users"
+                f"seeding {max(args.levels) * args.turns} conversations of "
+                f"{', '.join(histories)} messages over {args.users} users"
             )
             started = time.monotonic()
             seeded = json.loads(
@@ -878,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
                     [
                         *tool("seed.py"),
                         f"--users={args.users}",
-                        f"--conversations={max(args.levels)}",
+                        f"--conversations={max(args.levels) * args.turns}",
                         f"--history={','.join(histories)}",
                         f"--files-every={args.files_every}",
                     ],
