@@ -127,15 +127,18 @@ def print_self_times(session, turns: int, top: int = 45) -> None:
 
 
 def main() -> None:
+    global DB
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--db-name", default="chatbackend_turncost", help="recreated, dropped")
     parser.add_argument("--history", type=int, default=0, help="continue N-message conversations")
     parser.add_argument("--files-every", type=int, default=5, help="seeding: a file every k-th")
     args = parser.parse_args()
+    DB = args.db_name
     media = tempfile.TemporaryDirectory(prefix="turn-cost-media-")
 
     standin, base_url = start_standin(args.chunks)
