@@ -30,15 +30,24 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("attachments file_parts (history files: rows + bytes)", ("file_parts (",)),
     ("chat.generation (the generation task)", ("chat/generation.py",)),
     ("llm/gemini/wire.py (request building, event parsing)", ("llm/gemini/wire.py",)),
-    ("google-genai SDK", ("google/genai/",)),
+    ("google-genai SDK", ("genai/",)),
     ("aiohttp (the model's connection)", ("aiohttp/",)),
     ("core.hub / streams (frames out)", ("core/hub", "chat/streams.py")),
     ("save_reply (the reply's DB burst)", ("save_reply (",)),
-    ("Django ORM: SQL compile", ("django/db/models/sql/",)),
+    ("Django ORM: queries built and run (django/db/models/sql/)", ("django/db/models/sql/",)),
+    ("  of which building the SQL (as_sql)", ("as_sql (",)),
     ("psycopg (+ pool)", ("psycopg/", "psycopg_pool/")),
     ("json / orjson encode, decode", ("json/", "orjson")),
-    ("base64 (inline files)", ("base64",)),
+    ("base64 (inline files; JWT)", ("base64",)),
     ("threading / concurrent.futures (thread hops)", ("threading.py", "concurrent/futures/")),
+)
+
+
+#: Frames every stack of a thread passes through (start-up, the event loop's runner, a pool
+#: thread's loop): left out of the inclusive list, which they would fill.
+SCAFFOLD = re.compile(
+    r"\((<frozen runpy>|click/core\.py|uvicorn/main\.py|uvicorn/__main__\.py|uvicorn/_compat\.py"
+    r"|uvicorn/server\.py|asyncio/runners\.py|threading\.py|concurrent/futures/thread\.py)\)$"
 )
 
 
@@ -121,8 +130,9 @@ def summary(
     out += [f"{pct(n)}  {name}" for name, n in threads.most_common(12)]
     out.append("--- parts of the work (inclusive; they overlap)")
     out += [f"{pct(parts[label])}  {label}" for label, _ in PARTS]
-    out.append(f"--- total (inclusive), top {top}")
-    out += [f"{pct(n)}  {name[:150]}" for name, n in inclusive.most_common(top)]
+    out.append(f"--- total (inclusive), top {top}, without the threads' scaffolding")
+    shown = [(name, n) for name, n in inclusive.most_common() if not SCAFFOLD.search(name)]
+    out += [f"{pct(n)}  {name[:150]}" for name, n in shown[:top]]
     out.append(f"--- self, top {top}")
     out += [f"{pct(n)}  {name[:150]}" for name, n in own.most_common(top)]
     return "\n".join(out) + "\n"
