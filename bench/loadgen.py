@@ -7,6 +7,9 @@ Reads one JSON job from stdin, writes one JSON result to stdout:
               {"headers": {...}, "body": {...}}, ...],   # one per worker
            "turns_per_worker", "timeout_s", "deadline_s"}
 
+A worker's entry may instead be {"turns": [{"headers", "body"}, ...]}: its turns in order (e.g.
+each turn continuing a conversation of its own).
+
 `backend`: a chat turn (UI message stream): each `text-delta` frame is a token; the turn is ok when
 the stream ends with a `finish` frame and `data: [DONE]`. `standin`: Gemini's SSE straight from the
 stand-in: each `data:` frame is a token; ok when the last frame carries `finishReason`.
@@ -122,8 +125,9 @@ async def one_turn(job: dict, request: bytes) -> dict:
     }
 
 
-async def worker(job: dict, request: bytes, results: list, deadline: float) -> None:
-    for _ in range(job["turns_per_worker"]):
+async def worker(job: dict, requests: list[bytes], results: list, deadline: float) -> None:
+    for n in range(job["turns_per_worker"]):
+        request = requests[n % len(requests)]
         if now() > deadline:
             results.append({"ok": False, "error": "skipped: level deadline passed"})
             continue
@@ -135,13 +139,16 @@ async def worker(job: dict, request: bytes, results: list, deadline: float) -> N
 
 async def run(job: dict) -> dict:
     requests = [
-        _request_bytes(job["host"], job["port"], job["path"], r["headers"], r["body"])
+        [
+            _request_bytes(job["host"], job["port"], job["path"], t["headers"], t["body"])
+            for t in r.get("turns") or [r]
+        ]
         for r in job["requests"]
     ]
     results: list[dict] = []
     started = now()
     deadline = started + job["deadline_s"]
-    await asyncio.gather(*(worker(job, request, results, deadline) for request in requests))
+    await asyncio.gather(*(worker(job, mine, results, deadline) for mine in requests))
     return {"wall_s": now() - started, "turns": results}
 
 

@@ -4,15 +4,23 @@ Starts three processes besides this one, each with its own CPU so they can be me
 
 * the Gemini stand-in (`bench.standin`): first chunk after `--first-delay`, then `--chunks - 1`
   more every `--interval`;
-* the server: `uvicorn --loop uvloop --http httptools`, one worker, DEBUG off, the gemini
-  provider pointed at the stand-in, PostgreSQL database `--db-name` (dropped, created and
-  migrated here), Django's pool capped at `--pool-max`;
+* the server, one worker, DEBUG off, the gemini provider pointed at the stand-in, PostgreSQL
+  database `--db-name` (dropped, created and migrated here), Django's pool capped at
+  `--pool-max`. `--server-cmd deployed` (the default) is the Dockerfile's command: uvicorn's
+  defaults (auto loop and http, log level info, access log on) with `--proxy-headers
+  --timeout-graceful-shutdown 20`; `tuned` is the earlier `--loop uvloop --http httptools
+  --backlog 4096` with `--log-level`/`--access-log` as given. `--server-tree` runs the server
+  (and its migrations and the seeding) from another checkout, e.g. a `git worktree` of another
+  commit, with the same venv: an A/B in one sitting;
 * the load generator (`bench.loadgen`), once per measurement.
 
-For each level N: N concurrent workers, each running `--turns` full chat turns back to back
-(`POST /api/chat/stream/`, read to `data: [DONE]`), and the same load straight against the
-stand-in as the baseline (what a backend that adds nothing would give). Then optionally the
-`parallel` agent. Results: JSON in bench/results/, a markdown table on stdout.
+For each case (`--cases`: `new` starts a conversation; a number N continues one that already
+holds N messages, seeded by `bench/seed.py`, reset to N before each measurement) and each level
+L: L concurrent workers, each running `--turns` full chat turns back to back (`POST
+/api/chat/stream/`, read to `data: [DONE]`) as one of `--users` users, and the same load straight
+against the stand-in as the baseline (what a backend that adds nothing would give). Then
+optionally the `parallel` agent. Results: JSON in bench/results/, a markdown table per case on
+stdout. `--py-spy PATH` samples the server during one measurement (`--py-spy-at CASE:LEVEL`).
 
 Every process started here is stopped on exit, Ctrl-C and failure."""
 
@@ -27,6 +35,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -82,7 +91,8 @@ class Processes:
         self.children: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, args: list[str], **kwargs) -> subprocess.Popen:
-        process = subprocess.Popen(args, cwd=BASE_DIR, **kwargs)
+        kwargs.setdefault("cwd", BASE_DIR)
+        process = subprocess.Popen(args, **kwargs)
         self.children.append((name, process))
         return process
 
@@ -121,6 +131,7 @@ def server_env(args, db_url: str, standin_url: str) -> dict[str, str]:
         DJANGO_SECURE_SSL_REDIRECT="0",
         DATABASE_URL=db_url,
         DB_POOL_MAX_SIZE=str(args.pool_max),
+        DJANGO_MEDIA_ROOT=args.media_root,
         AI_PROVIDER="gemini",
         GEMINI_API_KEY="bench-key",
         GEMINI_BASE_URL=standin_url,
@@ -131,6 +142,8 @@ def server_env(args, db_url: str, standin_url: str) -> dict[str, str]:
         JWT_ACCESS_MINUTES="240",
         LOG_LEVEL=args.log_level,
         PYTHONUNBUFFERED="1",
+        # The server tree's code, whichever directory the tool runs from (bench/seed.py).
+        PYTHONPATH=str(args.server_tree),
     )
     for assignment in args.server_env:
         name, _, value = assignment.partition("=")
@@ -174,13 +187,25 @@ def start_standin(procs: Processes, args) -> str:
     return f"http://127.0.0.1:{line.split()[1]}"
 
 
-def start_server(procs: Processes, args, env: dict[str, str], log_path: Path):
-    port = free_port()
-    uvicorn = [
-        PY,
-        "-m",
-        "uvicorn",
-        "chatbackend.asgi:application",
+def server_command(args, port: int) -> list[str]:
+    """uvicorn as the Dockerfile's CMD runs it (`deployed`: one worker here, bound to 127.0.0.1),
+    or with the flags this benchmark used before (`tuned`)."""
+    uvicorn = [PY, "-m", "uvicorn", "chatbackend.asgi:application"]
+    if args.server_cmd == "deployed":
+        return [
+            *uvicorn,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--timeout-graceful-shutdown",
+            "20",
+            "--proxy-headers",
+        ]
+    tuned = [
+        *uvicorn,
         "--host=127.0.0.1",
         f"--port={port}",
         "--workers=1",
@@ -191,14 +216,27 @@ def start_server(procs: Processes, args, env: dict[str, str], log_path: Path):
         "--log-level=warning" if args.log_level == "WARNING" else "--log-level=info",
     ]
     if not args.access_log:
-        uvicorn.append("--no-access-log")
+        tuned.append("--no-access-log")
+    return tuned
+
+
+def start_server(procs: Processes, args, env: dict[str, str], log_path: Path):
+    port = free_port()
+    uvicorn = server_command(args, port)
     profile_out = None
     if args.profile == "pyinstrument":  # the main thread only, from start-up to the end
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         profile_out = RESULTS_DIR / f"profile-{stamp}.pyinstrument.txt"
         uvicorn = [PY, "-m", "pyinstrument", "-r", "text", "-o", str(profile_out), *uvicorn[1:]]
     log_file = open(log_path, "w")
-    process = procs.start("server", uvicorn, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    process = procs.start(
+        "server",
+        uvicorn,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=args.server_tree,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     with httpx.Client(timeout=2) as client:
@@ -218,7 +256,7 @@ def start_server(procs: Processes, args, env: dict[str, str], log_path: Path):
     if args.profile == "pyinstrument":
         pythons = [c for c in server.children(recursive=True) if "python" in c.name().lower()]
         server = pythons[0] if pythons else server
-    return process, server, url, port, profile_out
+    return process, server, url, port, profile_out, uvicorn
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -307,16 +345,35 @@ def summarize(result: dict) -> dict:
     }
 
 
-def chat_job(args, port: int, tokens: list[str], level: int, *, mode: str) -> dict:
+def chat_job(
+    args, port: int, tokens: list[str], level: int, *, mode: str, conversations=None
+) -> dict:
+    """`conversations`: [conversation id, user index], `--turns` per worker (each turn continues a
+    conversation of its own, as its user), or None (each turn starts a conversation, as the
+    `--users` users in turn)."""
     if mode == "backend":
         path = "/api/chat/stream/"
-        requests = [
-            {
-                "headers": {"Authorization": f"Bearer {tokens[i]}"},
-                "body": {"message": f"Benchmark question {i}: how do streams work?"},
-            }
-            for i in range(level)
-        ]
+        requests = []
+        for i in range(level):
+            body = {"message": f"Benchmark question {i}: how do streams work?"}
+            user = i % args.users
+            if conversations is None:
+                requests.append(
+                    {"headers": {"Authorization": f"Bearer {tokens[user]}"}, "body": body}
+                )
+                continue
+            mine = conversations[i * args.turns : (i + 1) * args.turns]
+            requests.append(
+                {
+                    "turns": [
+                        {
+                            "headers": {"Authorization": f"Bearer {tokens[user]}"},
+                            "body": body | {"conversation_id": conversation_id},
+                        }
+                        for conversation_id, user in mine
+                    ]
+                }
+            )
     else:
         path = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
         requests = [
@@ -342,11 +399,15 @@ def chat_job(args, port: int, tokens: list[str], level: int, *, mode: str) -> di
     }
 
 
-def start_py_spy(args, pid: int, level: int) -> subprocess.Popen:
-    """py-spy sampling the server (all threads) while one level runs: collapsed stacks, for
-    `python -m bench.profile_summary <file>`. Its own CPU is not the server's, but sampling
-    pauses the server briefly, so CPU figures of a profiled run are not the benchmark's."""
-    out = RESULTS_DIR / f"profile-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{level}.txt"
+def start_py_spy(args, pid: int, out: Path) -> subprocess.Popen:
+    """py-spy sampling the server (100 Hz) while one level runs: collapsed stacks
+    (speedscope.app and flamegraph.pl read them), summarised by `bench.profile_summary`. With
+    `--gil` (the default here) only the thread holding the GIL is sampled: py-spy's idle
+    detection counts threads waiting on a lock, a queue or a socket as running on this VM, so
+    without it the database threads' waits swamp the profile. A sample is then ~10 ms of Python
+    running; C work done with the GIL released (libpq's I/O, the kernel's) is not seen. Its own
+    CPU is not the server's, but sampling pauses the server briefly, so CPU figures of a
+    profiled measurement are not the benchmark's."""
     log(f"py-spy -> {out}")
     return subprocess.Popen(
         [
@@ -356,6 +417,7 @@ def start_py_spy(args, pid: int, level: int) -> subprocess.Popen:
             "--rate=100",
             "--format=raw",
             "--threads",
+            *(["--gil"] if args.py_spy_gil else []),
             "-o",
             str(out),
         ],
@@ -364,26 +426,91 @@ def start_py_spy(args, pid: int, level: int) -> subprocess.Popen:
     )
 
 
-def measure_level(args, ctx: dict, level: int) -> dict:
-    standin_port = int(ctx["standin_url"].rsplit(":", 1)[1])
-    log(f"level {level}: baseline (straight to the stand-in)")
-    baseline = summarize(
-        run_loadgen(
-            chat_job(args, standin_port, ctx["tokens"], level, mode="standin"),
-            args.level_deadline + args.turn_timeout + 30,
+def reset_conversations(db_url: str, conversations: list[list], history: int) -> None:
+    """Back to `history` messages each: the replies a measurement added go, so every case keeps
+    its length from one level to the next."""
+    ids = [c[0] for c in conversations]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM chat_message WHERE conversation_id = ANY(%s::uuid[]) AND position >= %s",
+            (ids, history),
         )
-    )
-    time.sleep(args.settle)
-    log(f"level {level}: through the backend")
+        conn.execute(
+            "UPDATE chat_conversation SET next_position = %s, summary = '', "
+            "summarized_through = 0 WHERE id = ANY(%s::uuid[])",
+            (history, ids),
+        )
+
+
+def calibration_ms() -> float:
+    """CPU time of a fixed piece of pure-Python work (dicts, strings, JSON), the best of three,
+    taken just before a measurement: 17-37 ms on this machine while other sessions ran. The same
+    work takes more CPU time when other processes share the cores (caches, the other
+    hyperthread), and so does a turn: it says how disturbed the moment was."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        rows = [
+            {"id": i, "text": f"message {i} " * 8, "parts": [{"type": "text"}]} for i in range(6000)
+        ]
+        encoded = json.dumps(rows)
+        decoded = json.loads(encoded)
+        total = sum(len(r["text"]) for r in decoded if r["id"] % 3)
+        "".join(str(total) for _ in range(20000))
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def baseline_for(args, ctx: dict, level: int) -> dict:
+    """The same load straight against the stand-in: once per level, shared by the cases."""
+    if level not in ctx["baselines"]:
+        standin_port = int(ctx["standin_url"].rsplit(":", 1)[1])
+        log(f"level {level}: baseline (straight to the stand-in)")
+        ctx["baselines"][level] = summarize(
+            run_loadgen(
+                chat_job(args, standin_port, ctx["tokens"], level, mode="standin"),
+                args.level_deadline + args.turn_timeout + 30,
+            )
+        )
+        time.sleep(args.settle)
+    return ctx["baselines"][level]
+
+
+def measure_level(args, ctx: dict, level: int, case: str = "new") -> dict:
+    baseline = baseline_for(args, ctx, level)
+    conversations = None
+    if case != "new":
+        conversations = ctx["seeded"][case][: level * args.turns]
+        if len(conversations) < level * args.turns:
+            raise RuntimeError(f"case {case}: {len(conversations)} conversations for {level}")
+        reset_conversations(ctx["db_url"], conversations, int(case))
+        time.sleep(args.settle)
+    log(f"case {case}, level {level}: through the backend (load average {load_average()})")
     server: psutil.Process = ctx["server"]
     rss_before = server.memory_info().rss
+    load_before = load_average()
+    calibration = calibration_ms()
     sampler = Sampler(server, ctx["admin_url"], args.db_name)
     sampler.start()
-    spy = start_py_spy(args, server.pid, level) if args.profile == "py-spy" else None
+    spy = None
+    spy_out = None
+    if args.profile == "py-spy":
+        spy_out = RESULTS_DIR / f"profile-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{level}.txt"
+    elif args.py_spy and (case, level) == args.py_spy_at:
+        spy_out = Path(args.py_spy)
+    if spy_out is not None:
+        spy = start_py_spy(args, server.pid, spy_out)
+        time.sleep(1)  # py-spy attaches before the load starts
     cpu0 = cpu_seconds(server)
     try:
         raw = run_loadgen(
-            chat_job(args, ctx["port"], ctx["tokens"], level, mode="backend"),
+            chat_job(
+                args, ctx["port"], ctx["tokens"], level, mode="backend", conversations=conversations
+            ),
             args.level_deadline + args.turn_timeout + 30,
         )
     finally:
@@ -392,12 +519,15 @@ def measure_level(args, ctx: dict, level: int) -> dict:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
+    load_after = load_average()
     backend = summarize(raw)
     time.sleep(args.settle)
     idle = ctx["idle_rss"]
     cpu = cpu1 - cpu0
     row = {
+        "case": case,
         "level": level,
+        "history": None if case == "new" else int(case),
         "backend": backend,
         "baseline": baseline,
         "added_ttft_ms": {
@@ -415,14 +545,27 @@ def measure_level(args, ctx: dict, level: int) -> dict:
         "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
         "kb_per_stream": round((sampler.peak_rss - idle) / level / 1024, 1),
         "peak_pg_connections": sampler.peak_pg,
+        "load_average": f"{load_before} -> {load_after}",
+        "calibration_ms": calibration,
+        "profiled": spy is not None,
     }
+    if spy_out is not None and spy_out.exists():
+        from bench.profile_summary import summary
+
+        text = summary(spy_out, top=40, cpu_ms_per_turn=row["cpu_ms_per_turn"])
+        summary_path = spy_out.with_name(spy_out.name + ".summary.txt")
+        summary_path.write_text(text)
+        row["profile"] = str(spy_out)
+        row["profile_summary"] = str(summary_path)
+        log(f"profile {spy_out}, summary {summary_path}")
     log(
-        f"level {level}: {backend['completed']}/{backend['turns']} ok, "
+        f"case {case}, level {level}: {backend['completed']}/{backend['turns']} ok, "
         f"ttft p50 {backend['ttft_ms'][50]} ms (baseline {baseline['ttft_ms'][50]}), "
-        f"cpu {row['cpu_ms_per_turn']} ms/turn, pg {sampler.peak_pg}"
+        f"cpu {row['cpu_ms_per_turn']} ms/turn, pg {sampler.peak_pg}, load {row['load_average']}, "
+        f"calibration {calibration} ms"
     )
     if backend["errors"]:
-        log(f"level {level}: errors {backend['errors']}")
+        log(f"case {case}, level {level}: errors {backend['errors']}")
     if baseline["failed"]:
         log(f"level {level}: BASELINE errors {baseline['errors']}")
     return row
@@ -501,26 +644,43 @@ def measure_parallel_agent(args, ctx: dict) -> dict | None:
 
 
 # --- report ----------------------------------------------------------------------------------
+def case_title(case: str, args) -> str:
+    if case == "new":
+        return "new conversation (first turn)"
+    return f"continued conversation with {case} earlier messages"
+
+
 def table(rows: list[dict]) -> str:
     head = (
-        "| streams | turns ok / failed | TTFT p50 / p99 (ms) | baseline TTFT p50 / p99 | "
-        "added TTFT p50 / p99 | added gap p50 / p99 | turns/s (baseline) | peak RSS MB | "
-        "KB / stream | peak PG conns | server CPU ms / turn |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| streams | turns ok / failed | server CPU ms / turn | TTFT p50 / p99 (ms) | "
+        "baseline TTFT p50 / p99 | added TTFT p50 / p99 | added gap p50 / p99 | "
+        "turns/s (baseline) | peak RSS MB | KB / stream | peak PG conns | load avg (1/5/15 min) | "
+        "calibration ms |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
     )
     lines = [head]
     for r in rows:
         b, base = r["backend"], r["baseline"]
+        flag = " (profiled)" if r.get("profiled") else ""
         lines.append(
-            f"| {r['level']} | {b['completed']} / {b['failed']} | "
+            f"| {r['level']} | {b['completed']} / {b['failed']} | {r['cpu_ms_per_turn']}{flag} | "
             f"{b['ttft_ms'][50]} / {b['ttft_ms'][99]} | "
             f"{base['ttft_ms'][50]} / {base['ttft_ms'][99]} | "
             f"{r['added_ttft_ms'][50]} / {r['added_ttft_ms'][99]} | "
             f"{r['added_gap_ms'][50]} / {r['added_gap_ms'][99]} | "
             f"{b['turns_per_s']} ({base['turns_per_s']}) | {r['peak_rss_mb']} | "
-            f"{r['kb_per_stream']} | {r['peak_pg_connections']} | {r['cpu_ms_per_turn']} |"
+            f"{r['kb_per_stream']} | {r['peak_pg_connections']} | "
+            f"{r.get('load_average', '')} | {r.get('calibration_ms', '')} |"
         )
     return "\n".join(lines)
+
+
+def tables(rows: list[dict], args) -> str:
+    out = []
+    for case in dict.fromkeys(r.get("case", "new") for r in rows):
+        out.append(f"{case_title(case, args)}:\n")
+        out.append(table([r for r in rows if r.get("case", "new") == case]) + "\n")
+    return "\n".join(out)
 
 
 def agent_table(agent: dict | None) -> str:
@@ -564,6 +724,27 @@ def machine() -> dict:
     }
 
 
+def tool(name: str) -> list[str]:
+    """A script of this bench/ run in the server tree (its cwd, first on sys.path): that tree's
+    models, this tree's script, whichever commit the server runs."""
+    run_path = (
+        "import runpy, sys; del sys.argv[0]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    return [PY, "-c", run_path, str(BASE_DIR / "bench" / name)]
+
+
+def git_commit(tree: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", tree, "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()[:100]
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
 # --- main ------------------------------------------------------------------------------------
 def _interrupt(*_):
     raise KeyboardInterrupt
@@ -572,6 +753,38 @@ def _interrupt(*_):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     p.add_argument("--levels", default="10,100,200,500,1000", help="concurrent streams per level")
+    p.add_argument(
+        "--cases",
+        default="new,5,20,50",
+        help="new (a first turn) and/or N (a turn continuing a conversation of N messages)",
+    )
+    p.add_argument("--users", type=int, default=10, help="the chat turns' users, in turn")
+    p.add_argument("--files-every", type=int, default=5, help="seeding: a file every k-th user msg")
+    p.add_argument(
+        "--server-cmd",
+        choices=["deployed", "tuned"],
+        default="deployed",
+        help="deployed: the Dockerfile's uvicorn flags; tuned: uvloop, httptools, backlog 4096, "
+        "--log-level/--access-log as given",
+    )
+    p.add_argument(
+        "--server-tree",
+        default=str(BASE_DIR),
+        help="run the server (migrations, seeding) from this checkout: A/B against another commit",
+    )
+    p.add_argument("--py-spy", default="", metavar="PATH", help="py-spy collapsed stacks to PATH")
+    p.add_argument(
+        "--py-spy-all-threads",
+        dest="py_spy_gil",
+        action="store_false",
+        help="py-spy: every thread it thinks is running, not only the GIL's holder",
+    )
+    p.add_argument(
+        "--py-spy-at",
+        default="",
+        metavar="CASE:LEVEL",
+        help="the measurement --py-spy samples (default: the last case at the largest level)",
+    )
     p.add_argument("--turns", type=int, default=3, help="turns per concurrent stream, per level")
     p.add_argument("--quick", action="store_true", help="1 turn per stream, agents at 1 and 10")
     p.add_argument("--first-delay", type=float, default=0.15, help="stand-in: s to first chunk")
@@ -581,7 +794,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--agent-levels", default="1,10,50", help="parallel-agent concurrency")
     p.add_argument("--no-agents", action="store_true")
     p.add_argument("--pool-max", type=int, default=10, help="DB_POOL_MAX_SIZE")
-    p.add_argument("--db-name", default="chatbackend_bench")
+    p.add_argument("--db-name", default="bench_run")
     p.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="server, no db")
     p.add_argument("--keep-db", action="store_true", help="leave the bench database behind")
     p.add_argument("--turn-timeout", type=float, default=60)
@@ -589,7 +802,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=1.0, help="s of quiet between measurements")
     p.add_argument("--profile", choices=["py-spy", "pyinstrument"], default=None)
     p.add_argument("--log-level", default="INFO", choices=["INFO", "WARNING"])
-    p.add_argument("--access-log", action="store_true", help="uvicorn's access log on")
+    p.add_argument("--access-log", action="store_true", help="tuned: uvicorn's access log on")
     p.add_argument(
         "--server-env", action="append", default=[], help="NAME=value for the server (A/B runs)"
     )
@@ -600,6 +813,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.turns = 1
         args.agent_levels = [1, 10]
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for case in args.cases:
+        if case != "new" and not case.isdigit():
+            p.error(f"--cases: {case!r} is neither 'new' nor a number of messages")
+    if args.py_spy_at:
+        case, _, level = args.py_spy_at.partition(":")
+        args.py_spy_at = (case, int(level))
+    else:
+        args.py_spy_at = (args.cases[-1], max(args.levels))
+    args.server_tree = str(Path(args.server_tree).resolve())
+    args.media_root = ""
     return args
 
 
@@ -613,6 +837,8 @@ def main(argv: list[str] | None = None) -> int:
     db_url = f"{args.pg}/{args.db_name}"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     procs = Processes()
+    media = tempfile.TemporaryDirectory(prefix="bench-media-")
+    args.media_root = media.name
     # Ctrl-C reaches the children too (same process group); SIGTERM to this process stops them.
     signal.signal(signal.SIGTERM, _interrupt)
     report: dict = {
@@ -622,6 +848,8 @@ def main(argv: list[str] | None = None) -> int:
         "open_files_limit": nofile,
         "options": {k: v for k, v in vars(args).items()},
         "command": " ".join([Path(PY).name, "-m", "bench.run", *argv]),
+        "server_tree": args.server_tree,
+        "server_commit": git_commit(args.server_tree),
     }
     try:
         log(f"database {args.db_name}: drop, create, migrate")
@@ -630,23 +858,53 @@ def main(argv: list[str] | None = None) -> int:
         log(f"stand-in at {standin_url}")
         env = server_env(args, db_url, standin_url)
         subprocess.run(
-            [PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True
+            [PY, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=args.server_tree,
+            env=env,
+            check=True,
         )
-        users = max([*args.levels, *args.agent_levels, 10])
+        users = max([*args.levels, *args.agent_levels, args.users, 10])
         log(f"creating {users} users and tokens")
         tokens = json.loads(
             subprocess.run(
-                [PY, "-m", "bench.users", str(users)],
-                cwd=BASE_DIR,
+                [*tool("users.py"), str(users)],
+                cwd=args.server_tree,
                 env=env,
                 check=True,
                 capture_output=True,
                 text=True,
             ).stdout
         )
+        seeded = {}
+        histories = [c for c in args.cases if c != "new"]
+        if histories:
+            log(
+                f"seeding {max(args.levels) * args.turns} conversations of "
+                f"{', '.join(histories)} messages over {args.users} users"
+            )
+            started = time.monotonic()
+            seeded = json.loads(
+                subprocess.run(
+                    [
+                        *tool("seed.py"),
+                        f"--users={args.users}",
+                        f"--conversations={max(args.levels) * args.turns}",
+                        f"--history={','.join(histories)}",
+                        f"--files-every={args.files_every}",
+                    ],
+                    cwd=args.server_tree,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
+            log(f"seeded in {time.monotonic() - started:.1f} s")
         log_path = RESULTS_DIR / f"server-{stamp}.log"
-        process, server, url, port, profile_out = start_server(procs, args, env, log_path)
+        process, server, url, port, profile_out, command = start_server(procs, args, env, log_path)
+        report["server_command"] = shlex.join(command)
         log(f"server at {url} (pid {server.pid}), log {log_path}")
+        log(f"server command ({args.server_cmd}, cwd {args.server_tree}): {shlex.join(command)}")
         ctx = {
             "url": url,
             "port": port,
@@ -654,6 +912,9 @@ def main(argv: list[str] | None = None) -> int:
             "tokens": tokens,
             "standin_url": standin_url,
             "admin_url": admin_url,
+            "db_url": db_url,
+            "seeded": seeded,
+            "baselines": {},
         }
         log("warm-up: 10 streams x 2 turns")
         warm = summarize(
@@ -667,7 +928,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx["idle_rss"] = server.memory_info().rss
         report["idle_rss_mb"] = round(ctx["idle_rss"] / 2**20, 1)
         report["idle_pg_connections"] = pg_connections(admin_url, args.db_name)
-        report["levels"] = [measure_level(args, ctx, level) for level in args.levels]
+        report["levels"] = [
+            measure_level(args, ctx, level, case) for case in args.cases for level in args.levels
+        ]
         report["parallel_agent"] = None if args.no_agents else measure_parallel_agent(args, ctx)
         report["finished"] = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         if profile_out is not None:  # pyinstrument writes its report when the server exits
@@ -679,6 +942,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         procs.close()
+        media.cleanup()
         if not args.keep_db:
             drop_database(admin_url, args.db_name)
         if "levels" in report:
@@ -690,8 +954,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{report['machine']['memory_gib']} GiB, Python {report['machine']['python']}, "
         f"PostgreSQL {report['machine']['postgresql']})\n"
     )
+    print(f"server ({args.server_cmd}, {report['server_commit']}): {report['server_command']}")
     print(f"idle server RSS {report['idle_rss_mb']} MB\n")
-    print(table(report["levels"]))
+    print(tables(report["levels"], args))
+    for r in report["levels"]:
+        if r.get("profile_summary"):
+            print(f"py-spy ({r['case']}, {r['level']} streams): {r['profile']}")
+            print(f"summary: {r['profile_summary']}")
     if report.get("parallel_agent"):
         print("\nparallel agent (Accept: application/json):\n")
         print(agent_table(report["parallel_agent"]))

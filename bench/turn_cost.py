@@ -2,13 +2,12 @@
 is called directly for `POST /api/chat/stream/` against PostgreSQL and the stand-in (no pacing
 delays), and every frame is read to the end. Steadier than `bench.run` for A/B-ing one change:
 
-    python -m bench.turn_cost [--turns 400] [--concurrency 10] [--history 0] [--profile]
-
-`--history N`: each turn continues a conversation of its own that already holds N messages (see
-`bench.history`), so every turn sends the same length of history.
+    python -m bench.turn_cost [--turns 400] [--concurrency 10] [--profile] [--history 50]
 
 Prints CPU (process_time, all threads) per turn; `--profile` adds a pyinstrument tree of the
-same turns (slower; its absolute CPU does not count)."""
+same turns (slower; its absolute CPU does not count). `--history N`: each turn continues its own
+conversation of N earlier messages (seeded by bench/seed.py as for `bench.run --cases N`; reset to
+N between runs, outside the measured time) instead of starting one."""
 
 from __future__ import annotations
 
@@ -16,9 +15,11 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
+import tempfile
 import time
 
-from bench.run import SECRET, create_database
+from bench.run import SECRET, calibration_ms, create_database, reset_conversations, tool
 from bench.sdk_cost import start_standin
 
 PG = "postgres://postgres@127.0.0.1:5432"
@@ -27,8 +28,7 @@ DB = "chatbackend_turncost"
 
 async def turn(app, token: str, on_first_text=None, conversation_id: str | None = None) -> None:
     """One chat turn through the ASGI application, as uvicorn calls it, read to its end.
-    `on_first_text` is called when the first text delta reaches the client (the tests' hook);
-    with `conversation_id` the turn continues that conversation."""
+    `on_first_text` is called when the first text delta reaches the client (the tests' hook)."""
     request = {"message": "How do streams work?"}
     if conversation_id:
         request["conversation_id"] = conversation_id
@@ -81,20 +81,25 @@ async def turn(app, token: str, on_first_text=None, conversation_id: str | None 
     assert b"[DONE]" in b"".join(frames[-2:]), frames[-3:]
 
 
-async def run(args, app, tokens: list[str], conversations: list[list[str]] | None = None) -> float:
-    """CPU per turn; with `conversations` (per worker, one per turn) each turn continues one."""
+async def run(args, app, tokens: list[str], conversations=None) -> float:
+    """`conversations`: [id, user index] per turn (each continued once), or None (new ones)."""
     queue = list(range(args.turns))
 
     async def worker(i: int) -> None:
-        while queue and (conversations is None or conversations[i]):
-            queue.pop()
-            await turn(
-                app, tokens[i], conversation_id=conversations[i].pop() if conversations else None
-            )
+        while queue:
+            n = queue.pop()
+            if conversations is None:
+                await turn(app, tokens[i])
+            else:
+                conversation_id, user = conversations[n]
+                await turn(app, tokens[user], conversation_id=conversation_id)
 
     started = time.process_time()
     await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
-    return (time.process_time() - started) / args.turns * 1000
+    spent = (time.process_time() - started) / args.turns * 1000
+    if conversations is not None:  # back to N messages, outside the measured time
+        await asyncio.to_thread(reset_conversations, f"{PG}/{DB}", conversations, args.history)
+    return spent
 
 
 def print_self_times(session, turns: int, top: int = 45) -> None:
@@ -122,14 +127,19 @@ def print_self_times(session, turns: int, top: int = 45) -> None:
 
 
 def main() -> None:
+    global DB
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--history", type=int, default=0, help="earlier messages per turn")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--db-name", default="chatbackend_turncost", help="recreated, dropped")
+    parser.add_argument("--history", type=int, default=0, help="continue N-message conversations")
+    parser.add_argument("--files-every", type=int, default=5, help="seeding: a file every k-th")
     args = parser.parse_args()
+    DB = args.db_name
+    media = tempfile.TemporaryDirectory(prefix="turn-cost-media-")
 
     standin, base_url = start_standin(args.chunks)
     create_database(f"{PG}/postgres", DB)
@@ -146,6 +156,7 @@ def main() -> None:
         CHAT_RATE_LIMIT="0",
         JWT_ACCESS_MINUTES="240",
         LOG_LEVEL="WARNING",
+        DJANGO_MEDIA_ROOT=media.name,
     )
     try:
         import django
@@ -157,39 +168,42 @@ def main() -> None:
         from django.db import connection
         from rest_framework_simplejwt.tokens import AccessToken
 
-        users = [
-            get_user_model().objects.create(username=f"turn-{i}") for i in range(args.concurrency)
+        users = [  # named as bench.users names them, for bench/seed.py
+            get_user_model().objects.create(username=f"bench-{i:05d}")
+            for i in range(args.concurrency)
         ]
         tokens = [str(AccessToken.for_user(user)) for user in users]
         connection.close()
+        conversations = None
+        if args.history:
+            seeded = subprocess.run(
+                [
+                    *tool("seed.py"),
+                    f"--users={args.concurrency}",
+                    f"--conversations={max(args.turns, 40)}",
+                    f"--history={args.history}",
+                    f"--files-every={args.files_every}",
+                ],
+                env={**os.environ, "PYTHONPATH": os.getcwd()},
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            conversations = json.loads(seeded)[str(args.history)]
         import uvloop
 
         from chatbackend.asgi import application
 
-        async def seeded(turns: int) -> list[list[str]] | None:
-            if not args.history:
-                return None
-            from bench.history import seed_conversations
-
-            def seed() -> list[list[str]]:
-                try:
-                    per_worker = -(-turns // args.concurrency)
-                    return seed_conversations(users, per_worker, args.history)
-                finally:
-                    connection.close()
-
-            return await asyncio.to_thread(seed)
-
         async def session() -> None:
             warm = argparse.Namespace(**{**vars(args), "turns": 40})
-            await run(warm, application, tokens, await seeded(40))
+            await run(warm, application, tokens, conversations)
             for _ in range(args.repeat):
-                conversations = await seeded(args.turns)
-                print(f"{await run(args, application, tokens, conversations):6.2f} ms CPU per turn")
+                calibration = calibration_ms()
+                spent = await run(args, application, tokens, conversations)
+                print(f"{spent:6.2f} ms CPU per turn (calibration {calibration} ms)")
             if args.profile:
                 from pyinstrument import Profiler
 
-                conversations = await seeded(args.turns)
                 with Profiler(async_mode="disabled") as profiler:
                     await run(args, application, tokens, conversations)
                 print(profiler.output_text(unicode=True, color=False, show_all=False))
@@ -203,6 +217,7 @@ def main() -> None:
         from bench.run import drop_database
 
         drop_database(f"{PG}/postgres", DB)
+        media.cleanup()
 
 
 if __name__ == "__main__":

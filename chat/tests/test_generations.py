@@ -455,7 +455,7 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
     continued with the same statements, and the same SQL: nothing is read per message."""
     from asgiref.sync import sync_to_async
 
-    from bench.history import seed_conversations
+    from .histories import seed_conversations
 
     short, long = await sync_to_async(
         lambda: [seed_conversations([user], 1, n)[0][0] for n in (4, 80)]

@@ -1,4 +1,4 @@
-"""Conversations that already have a history, for the benchmarks of a continued turn.
+"""Conversations that already have a history, for the tests of a continued turn.
 
 `seed_conversations(users, per_user, messages)` makes `per_user` conversations for each user, each
 holding `messages` earlier messages the way real ones are stored: user and assistant turns of
@@ -7,9 +7,6 @@ tenth user message with an image attachment (a real stored file, sent with its t
 inserts: thousands of conversations in a few seconds."""
 
 from __future__ import annotations
-
-import struct
-import zlib
 
 USER_TEXT = (
     "I am comparing ways to stream replies from a model to a browser. Could you explain how "
@@ -25,32 +22,17 @@ REPLY_TEXT = (
 REASONING_TEXT = "The user asks about buffering; nginx's proxy_buffering is the usual culprit. " * 4
 
 
-def png_bytes(width: int = 64, height: int = 64) -> bytes:
-    """A small valid PNG (the upload checks the bytes against the declared type)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + bytes((x * 4) % 256 for x in range(width * 3)) for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 def seed_conversations(users, per_user: int, messages: int) -> list[list[str]]:
     """Per user, the ids (str) of `per_user` new conversations of `messages` messages each."""
     from django.core.files.base import ContentFile
     from django.db import transaction
 
     from attachments.models import Attachment
+    from attachments.tests import files
     from chat.models import Conversation, Message
 
     made: list[list[str]] = []
-    image = png_bytes()
+    image = files.png(64, 64)
     with transaction.atomic():
         for user in users:
             attachment = Attachment(
