@@ -11,21 +11,58 @@ from rest_framework.response import Response
 
 from accounts.authentication import StatelessJWTAuthentication
 from core.db import run_db
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, ServiceError
 from core.throttling import ChatRateThrottle
 from core.views import StreamingAPIView
 
-from . import services, streams
+from . import search, services, streams
 from .selectors import conversations_of, messages_of, running_reply_id
-from .serializers import ChatStreamRequestSerializer, ConversationSerializer, MessageSerializer
+from .serializers import (
+    ChatStreamRequestSerializer,
+    ConversationSearchResultSerializer,
+    ConversationSerializer,
+    MessageSerializer,
+)
 from .turns import TurnKind, start_turn
 
 
 class ConversationListView(generics.ListCreateAPIView):
     serializer_class = ConversationSerializer
 
+    def search_text(self) -> str:
+        """`?q=`, stripped: empty lists every conversation; too long is a 400."""
+        q = self.request.query_params.get("q", "").strip()
+        if len(q) > search.MAX_QUERY_CHARS:
+            raise ServiceError(
+                f"The search text is longer than {search.MAX_QUERY_CHARS} characters.",
+                code="query_too_long",
+            )
+        return q
+
     def get_queryset(self):
+        if self.request.method == "GET" and (q := self.search_text()):
+            return search.search_conversations(user=self.request.user, q=q)
         return conversations_of(user=self.request.user)
+
+    def get_serializer_class(self):
+        if self.request.method == "GET" and self.search_text():
+            return ConversationSearchResultSerializer
+        return ConversationSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "q",
+                str,
+                description="Search the titles and message text (PostgreSQL: full-text, "
+                'websearch syntax: "a phrase", or, -word): the matches, best first, each with '
+                "a `snippet` (plain text around the best match). At most "
+                f"{search.MAX_QUERY_CHARS} characters (more: 400 `query_too_long`).",
+            )
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "servestatic.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # full-text search (chat.search); harmless on SQLite
     "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
@@ -269,6 +271,11 @@ CHAT_WEB_SEARCH = env_str("CHAT_WEB_SEARCH", "request").lower()
 if CHAT_WEB_SEARCH not in {"request", "always", "off"}:
     raise ImproperlyConfigured("CHAT_WEB_SEARCH must be 'request', 'always' or 'off'.")
 CHAT_MAX_FILES = env_int("CHAT_MAX_FILES", 10)
+# PostgreSQL text search configuration of conversation search (`chat.search`): its stemming and
+# stop words. Changing it: `manage.py rebuild_search_indexes`.
+CHAT_SEARCH_CONFIG = env_str("CHAT_SEARCH_CONFIG", "english")
+if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", CHAT_SEARCH_CONFIG):
+    raise ImproperlyConfigured("CHAT_SEARCH_CONFIG must name a text search configuration.")
 # Threads for database bursts of work that outlives its request (generations, heartbeats).
 DB_THREADS = env_int("DB_THREADS", 8)
 # A running reply or agent run whose process stopped beating for this long is marked interrupted
