@@ -10,7 +10,7 @@ from django.utils.safestring import SafeString
 from attachments.signing import signed_url
 
 from . import search
-from .export import ConversationExport
+from .export import BATCH_SIZE, ConversationExport
 from .models import Conversation, Message
 
 _PRE = "white-space:pre-wrap;margin:0 0 .5em"
@@ -146,6 +146,7 @@ class ConversationAdmin(admin.ModelAdmin):
     ]
     inlines = [MessageInline]
     actions = ["export_jsonl", "export_csv"]
+    export_batch_size = BATCH_SIZE
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(message_count=Count("messages"))
@@ -174,7 +175,7 @@ class ConversationAdmin(admin.ModelAdmin):
         return getattr(obj, "snippet", "")
 
     def _export(self, request, queryset, format):
-        export = ConversationExport(queryset, format)
+        export = ConversationExport(queryset, format, batch_size=self.export_batch_size)
         # An async iterator: under ASGI Django streams it (a sync one it would read whole first).
         response = StreamingHttpResponse(export.achunks(), content_type=export.media_type)
         response["Content-Disposition"] = f'attachment; filename="{export.filename()}"'
