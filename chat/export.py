@@ -256,9 +256,10 @@ class ConversationExport:
             after=(last.created_at, last.pk) if len(conversations) == self.batch_size else None,
         )
 
-    def _count(self, batch: Batch) -> None:
+    def _take(self, batch: Batch) -> tuple[bytes, tuple[dt.datetime, object] | None]:
         self.conversations += batch.conversations
         self.messages += batch.messages
+        return batch.data, batch.after
 
     def chunks(self) -> Iterator[bytes]:
         """The export, one chunk a batch (the CSV header first), for sync callers."""
@@ -266,11 +267,11 @@ class ConversationExport:
             yield header
         after = None
         while True:
-            batch = self.batch(after)
-            self._count(batch)
-            if batch.data:
-                yield batch.data
-            if (after := batch.after) is None:
+            data, after = self._take(self.batch(after))
+            if data:
+                yield data
+            del data  # not kept while the next batch is read
+            if after is None:
                 return
 
     async def achunks(self) -> AsyncIterator[bytes]:
@@ -279,9 +280,9 @@ class ConversationExport:
             yield header
         after = None
         while True:
-            batch = await run_db(self.batch, after)
-            self._count(batch)
-            if batch.data:
-                yield batch.data
-            if (after := batch.after) is None:
+            data, after = self._take(await run_db(self.batch, after))
+            if data:
+                yield data
+            del data
+            if after is None:
                 return
