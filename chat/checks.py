@@ -15,7 +15,22 @@ def search_indexes_match_config(app_configs=None, databases=None, **kwargs):
         connection = connections[alias]
         if connection.vendor != "postgresql":
             continue
+        config = settings.CHAT_SEARCH_CONFIG
         with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = %s)",
+                [config.rsplit(".", 1)[-1]],
+            )
+            if not cursor.fetchone()[0]:
+                problems.append(
+                    checks.Error(
+                        f"CHAT_SEARCH_CONFIG={config!r} is not a text search configuration of "
+                        "this database: every search would fail.",
+                        hint="SELECT cfgname FROM pg_ts_config lists them (english, simple, …).",
+                        id="chat.E001",
+                    )
+                )
+                continue
             cursor.execute(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN (%s, %s)",
                 [TITLE_INDEX, CONTENT_INDEX],

@@ -268,3 +268,9 @@ def test_admin_message_search_uses_stems_and_ranks(admin_client, user, postgres)
     page = admin_client.get("/admin/chat/message/", {"q": "run"})
     shown = [m.content for m in page.context["cl"].result_list]
     assert shown[0] == "Running, runs, run: I run daily." and len(shown) == 3
+
+
+def test_an_unknown_search_config_is_a_check_error(postgres, settings):
+    settings.CHAT_SEARCH_CONFIG = "klingon"
+    [error] = _check_warnings()
+    assert error.id == "chat.E001" and "klingon" in error.msg
