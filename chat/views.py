@@ -32,6 +32,8 @@ class ConversationListView(generics.ListCreateAPIView):
     def search_text(self) -> str:
         """`?q=`, stripped: empty lists every conversation; too long is a 400."""
         q = self.request.query_params.get("q", "").strip()
+        if "\x00" in q:  # PostgreSQL refuses NUL in any text
+            raise ServiceError("The search text contains a NUL character.", code="invalid_query")
         if len(q) > search.MAX_QUERY_CHARS:
             raise ServiceError(
                 f"The search text is longer than {search.MAX_QUERY_CHARS} characters.",

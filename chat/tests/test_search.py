@@ -140,6 +140,12 @@ def test_overlong_q_is_refused(api, user):
     assert ok.status_code == 200
 
 
+def test_a_nul_character_is_refused(api, user, search_kind):
+    response = api.get("/api/chat/conversations/", {"q": "py\x00thon"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_query"
+
+
 def test_search_needs_a_token(client):
     assert client.get("/api/chat/conversations/", {"q": "python"}).status_code == 401
 
@@ -164,6 +170,8 @@ def test_websearch_syntax(api, user, postgres):
     assert titles(found(api, "python -snake")) == ["Code"]
     assert titles(found(api, '"python is a language"')) == ["Code"]
     assert titles(found(api, "snake or language")) in (["Snakes", "Code"], ["Code", "Snakes"])
+    assert titles(found(api, "the")) == []  # only a stop word: matches nothing
+    assert titles(found(api, "'&|!:*() <-> \\")) == []  # no syntax error in websearch syntax
 
 
 def test_search_config_setting_changes_stemming(api, user, postgres, settings):
@@ -256,6 +264,8 @@ def test_admin_conversation_search_finds_a_username(admin_client, user, other_us
     conversation(other_user, "Mallory's", "hello")
     page = admin_client.get("/admin/chat/conversation/", {"q": "mallory"})
     assert [c.title for c in page.context["cl"].result_list] == ["Mallory's"]
+    for path in ("/admin/chat/conversation/", "/admin/chat/message/"):
+        assert admin_client.get(path, {"q": "hel\x00lo"}).status_code == 200
 
 
 def test_admin_message_search_uses_stems_and_ranks(admin_client, user, postgres):
