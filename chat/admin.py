@@ -1,12 +1,15 @@
 from uuid import UUID
 
 from django.contrib import admin
-from django.db.models import Count
+from django.contrib.admin.views.main import ORDER_VAR
+from django.db.models import Count, Q
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from attachments.signing import signed_url
 
+from . import search
+from .export import BATCH_SIZE, export_response
 from .models import Conversation, Message
 
 _PRE = "white-space:pre-wrap;margin:0 0 .5em"
@@ -79,6 +82,14 @@ def render_parts(message: Message) -> SafeString:
     return format_html_join("", "{}", ((html,) for html in shown))
 
 
+def best_first(request, found):
+    """Search results ranked (`search_rank`) best first, unless a column was clicked: the
+    changelist orders its queryset before it searches it."""
+    if request.GET.get(ORDER_VAR):
+        return found
+    return found.order_by("-search_rank", *found.query.order_by)
+
+
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
@@ -133,6 +144,8 @@ class ConversationAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     inlines = [MessageInline]
+    actions = ["export_jsonl", "export_csv"]
+    export_batch_size = BATCH_SIZE
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(message_count=Count("messages"))
@@ -142,8 +155,34 @@ class ConversationAdmin(admin.ModelAdmin):
         return obj.message_count
 
     def get_search_results(self, request, queryset, search_term):
-        queryset, _ = super().get_search_results(request, queryset, search_term)
-        return queryset, True  # searching messages joins rows: let the admin de-duplicate
+        """Full-text search of titles and message text on PostgreSQL (`chat.search`), or a
+        username; ranked (`best_first`). `search_fields` (icontains) elsewhere."""
+        term = search_term.strip()[: search.MAX_QUERY_CHARS]
+        if not term or not search.full_text_search():
+            queryset, _ = super().get_search_results(request, queryset, search_term)
+            return queryset, True  # searching messages joins rows: let the admin de-duplicate
+        found = search.matching_conversations(queryset, term, also=Q(user__username__iexact=term))
+        return best_first(request, found), False  # filtered by id lists: no duplicate rows
+
+    def get_list_display(self, request):
+        if _searched(request):
+            return [*self.list_display[:1], "search_snippet", *self.list_display[1:]]
+        return self.list_display
+
+    @admin.display(description="matching text")
+    def search_snippet(self, obj):
+        return getattr(obj, "snippet", "")
+
+    def _export(self, request, queryset, format):
+        return export_response(queryset, format, batch_size=self.export_batch_size)
+
+    @admin.action(description="Export selected as JSON Lines", permissions=["view"])
+    def export_jsonl(self, request, queryset):
+        return self._export(request, queryset, "jsonl")
+
+    @admin.action(description="Export selected as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        return self._export(request, queryset, "csv")
 
 
 @admin.register(Message)
@@ -175,3 +214,15 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        """Full-text search of the message text on PostgreSQL, ranked; icontains elsewhere."""
+        term = search_term.strip()[: search.MAX_QUERY_CHARS]
+        if not term or not search.full_text_search():
+            return super().get_search_results(request, queryset, search_term)
+        return best_first(request, search.search_messages(queryset, term)), False
+
+
+def _searched(request) -> bool:
+    """Whether the changelist is showing full-text search results (ranked)."""
+    return bool(request.GET.get("q", "").strip()) and search.full_text_search()

@@ -8,7 +8,7 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         from core import hub, lifecycle, liveness
 
-        from . import generation
+        from . import checks, generation  # noqa: F401 (checks registers itself)
 
         liveness.register(
             generation.LIVENESS_KIND,

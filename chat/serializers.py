@@ -89,6 +89,20 @@ class MessageMetadataSerializer(serializers.Serializer):
     )
 
 
+class ConversationSearchResultSerializer(ConversationSerializer):
+    """A conversation found by `?q=`: the list's fields and the text that matched."""
+
+    snippet = serializers.CharField(
+        read_only=True,
+        help_text="Plain text around the best match: a passage of the best matching message "
+        "(PostgreSQL: ts_headline, without highlight marks), or the title.",
+    )
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "snippet"]
+        read_only_fields = [*ConversationSerializer.Meta.read_only_fields, "snippet"]
+
+
 class MessageSerializer(serializers.ModelSerializer):
     parts = serializers.SerializerMethodField(
         help_text="The message as UIMessage parts (text, reasoning, file, source-url); a file's "

@@ -14,15 +14,16 @@ from rest_framework.views import APIView
 
 from accounts.authentication import StatelessJWTAuthentication
 from core.db import run_db
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, ServiceError
 from core.throttling import ChatRateThrottle
 from core.views import StreamingAPIView
 
-from . import feedback, services, streams
+from . import feedback, search, services, streams
 from .generation import starting
 from .selectors import conversations_of, messages_of, running_reply_id
 from .serializers import (
     ChatStreamRequestSerializer,
+    ConversationSearchResultSerializer,
     ConversationSerializer,
     FeedbackRequestSerializer,
     FeedbackSerializer,
@@ -35,8 +36,42 @@ from .turns import TurnKind, start_turn
 class ConversationListView(generics.ListCreateAPIView):
     serializer_class = ConversationSerializer
 
+    def search_text(self) -> str:
+        """`?q=`, stripped: empty lists every conversation; too long is a 400."""
+        q = self.request.query_params.get("q", "").strip()
+        if "\x00" in q:  # PostgreSQL refuses NUL in any text
+            raise ServiceError("The search text contains a NUL character.", code="invalid_query")
+        if len(q) > search.MAX_QUERY_CHARS:
+            raise ServiceError(
+                f"The search text is longer than {search.MAX_QUERY_CHARS} characters.",
+                code="query_too_long",
+            )
+        return q
+
     def get_queryset(self):
+        if self.request.method == "GET" and (q := self.search_text()):
+            return search.search_conversations(user=self.request.user, q=q)
         return conversations_of(user=self.request.user)
+
+    def get_serializer_class(self):
+        if self.request.method == "GET" and self.search_text():
+            return ConversationSearchResultSerializer
+        return ConversationSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "q",
+                str,
+                description="Search the titles and message text (PostgreSQL: full-text, "
+                'websearch syntax: "a phrase", or, -word): the matches, best first, each with '
+                "a `snippet` (plain text around the best match). At most "
+                f"{search.MAX_QUERY_CHARS} characters (more: 400 `query_too_long`).",
+            )
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

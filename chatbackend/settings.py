@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "servestatic.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # full-text search (chat.search); harmless on SQLite
     "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
@@ -308,6 +310,11 @@ FEEDBACK_CATEGORIES = env_list(
     "FEEDBACK_CATEGORIES",
     "inaccurate,unhelpful,incomplete,off-topic,unsafe,formatting,too-long,other",
 )
+# PostgreSQL text search configuration of conversation search (`chat.search`): its stemming and
+# stop words. Changing it: `manage.py rebuild_search_indexes`.
+CHAT_SEARCH_CONFIG = env_str("CHAT_SEARCH_CONFIG", "english")
+if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", CHAT_SEARCH_CONFIG):
+    raise ImproperlyConfigured("CHAT_SEARCH_CONFIG must name a text search configuration.")
 # Threads for database bursts of work that outlives its request (generations, heartbeats).
 DB_THREADS = env_int("DB_THREADS", 8)
 # The cyclic garbage collector, tuned once the application is loaded (chatbackend/asgi.py): three

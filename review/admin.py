@@ -17,7 +17,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from chat.admin import render_parts
-from chat.models import Message, MessageFeedback
+from chat.export import export_response
+from chat.models import Conversation, Message, MessageFeedback
 from usage.pricing import cost_usd, dollars
 
 from .models import Reply, ReplyReview
@@ -160,7 +161,7 @@ class ReplyQueueAdmin(admin.ModelAdmin):
     search_fields = ["content", "conversation__title", "conversation__user__username"]
     ordering = ["-created_at"]
     list_per_page = 50
-    actions = ["mark_selected_reviewed"]
+    actions = ["mark_selected_reviewed", "export_jsonl", "export_csv"]
     inlines = [ReviewInline]
     fields = [
         "conversation_link",
@@ -261,6 +262,20 @@ class ReplyQueueAdmin(admin.ModelAdmin):
         for reply in replies:
             mark_reviewed(message=reply, reviewer=request.user)
         self.message_user(request, f"{len(replies)} replies marked reviewed.", messages.SUCCESS)
+
+    def _export(self, queryset, format):
+        """The conversations the selected replies belong to, whole, as the conversation list's
+        export writes them."""
+        ids = queryset.order_by().values("conversation_id")
+        return export_response(Conversation.objects.filter(pk__in=ids), format)
+
+    @admin.action(description="Export their conversations as JSON Lines", permissions=["view"])
+    def export_jsonl(self, request, queryset):
+        return self._export(queryset, "jsonl")
+
+    @admin.action(description="Export their conversations as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        return self._export(queryset, "csv")
 
     # --- Columns and fields ---------------------------------------------------------------------
 
