@@ -403,7 +403,7 @@ def start_turn(
         conversation.messages.filter(
             role=Message.Role.ASSISTANT, position__gt=stored[user_index].position
         ).delete()
-        stored = [m for m in stored[: user_index + 1]] + [
+        stored = stored[: user_index + 1] + [
             m for m in stored[user_index + 1 :] if m.role != Message.Role.ASSISTANT
         ]
     else:
