@@ -305,6 +305,17 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+def cpu_split(process: psutil.Process) -> tuple[float, float, float, int, int]:
+    """User and system CPU seconds, the event loop's thread's CPU seconds, voluntary and
+    involuntary context switches: where the server's CPU goes besides Python (system calls,
+    waking threads)."""
+    times = process.cpu_times()
+    switches = process.num_ctx_switches()
+    main = next((t for t in process.threads() if t.id == process.pid), None)
+    main_cpu = main.user_time + main.system_time if main is not None else 0.0
+    return times.user, times.system, main_cpu, switches.voluntary, switches.involuntary
+
+
 def run_loadgen(job: dict, timeout_s: float) -> dict:
     completed = subprocess.run(
         [PY, "-m", "bench.loadgen"],
@@ -506,6 +517,7 @@ def measure_level(args, ctx: dict, level: int, case: str = "new") -> dict:
         spy = start_py_spy(args, server.pid, spy_out)
         time.sleep(1)  # py-spy attaches before the load starts
     cpu0 = cpu_seconds(server)
+    split0 = cpu_split(server)
     try:
         raw = run_loadgen(
             chat_job(
@@ -515,6 +527,7 @@ def measure_level(args, ctx: dict, level: int, case: str = "new") -> dict:
         )
     finally:
         cpu1 = cpu_seconds(server)
+        split1 = cpu_split(server)
         sampler.stop()
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -541,6 +554,12 @@ def measure_level(args, ctx: dict, level: int, case: str = "new") -> dict:
         if backend["completed"]
         else None,
         "cpu_utilisation": round(cpu / backend["wall_s"], 2) if backend["wall_s"] else None,
+        # per completed turn: user ms, system ms, event-loop thread ms, voluntary and
+        # involuntary context switches
+        "cpu_split_per_turn": [
+            round((b - a) / max(backend["completed"], 1) * (1000 if i < 3 else 1), 2)
+            for i, (a, b) in enumerate(zip(split0, split1, strict=True))
+        ],
         "rss_before_mb": round(rss_before / 2**20, 1),
         "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
         "kb_per_stream": round((sampler.peak_rss - idle) / level / 1024, 1),
