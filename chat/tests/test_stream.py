@@ -331,6 +331,66 @@ async def test_use_chat_client_id_creates_then_continues_conversation(
     ]
 
 
+async def test_use_chat_earlier_messages_are_not_validated_only_the_last_users(
+    client, auth_header, gemini_standin
+):
+    """useChat sends the whole conversation each turn: the server reads its last user message
+    only, so earlier messages with parts it does not know (tool calls, data parts with objects)
+    do not make the turn a 400, and what is stored is that last message."""
+    gemini_standin.enqueue(text_stream(["ok"]))
+    odd = {
+        "id": "a0",
+        "role": "assistant",
+        "parts": [
+            {"type": "tool-weather", "toolCallId": "t1", "input": {"city": "Oslo"}, "state": 3},
+            {"type": "data-x", "data": [1, 2]},
+            {"type": "text", "text": None, "url": 7},
+        ],
+    }
+    body = {
+        "id": "chat-odd",
+        "messages": [ui_message("u0", "Q0"), odd, ui_message("u1", "Q1")],
+        "trigger": "submit-message",
+    }
+    response, frames = await stream(client, auth_header, body)
+
+    assert response.status_code == 200
+    assert frames[-1] == "[DONE]"
+    user_message = await Message.objects.aget(role="user")
+    assert (user_message.content, user_message.client_message_id) == ("Q1", "u1")
+
+
+@pytest.mark.parametrize(
+    "messages, errors",
+    [
+        # the last user message is validated whole; its error keeps its index
+        (
+            [ui_message("u0", "Q0"), {"role": "user", "parts": [{"type": 3}]}],
+            {"1": {"parts": {"0": {"type": ["Must be a string."]}}}},
+        ),
+        # anything that is not a message with a known role: DRF's validation of the whole list
+        (
+            [{"role": "bot"}, ui_message("u1", "Q1")],
+            {"0": {"role": ['"bot" is not a valid choice.']}},
+        ),
+        (
+            [ui_message("u0", "Q0"), "hello"],
+            {"1": {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}},
+        ),
+    ],
+)
+async def test_use_chat_messages_errors_name_the_message(
+    client, auth_header, gemini_standin, messages, errors
+):
+    body = {"id": "chat-bad", "messages": messages, "trigger": "submit-message"}
+    response, payload = await stream(client, auth_header, body)
+
+    assert response.status_code == 400
+    assert payload["error"]["details"]["messages"] == errors
+    assert await Message.objects.acount() == 0
+    assert gemini_standin.requests == []
+
+
 async def test_resent_use_chat_message_is_not_stored_twice(client, auth_header, gemini_standin):
     gemini_standin.enqueue(text_stream(["Only once"]))
     body = {"id": "chat-1", "messages": [ui_message("u1", "Q1")], "trigger": "submit-message"}
