@@ -21,7 +21,6 @@ from contextlib import aclosing, contextmanager
 
 from django.conf import settings
 from django.db import Error as DatabaseFault
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -40,7 +39,7 @@ from llm import (
     Usage,
     get_provider,
 )
-from usage.services import save_usage
+from usage.services import usage_record
 
 from .history import history_within_budget
 from .models import Message
@@ -128,17 +127,16 @@ def save_reply(
             output_tokens=usage.output_tokens,
             total_tokens=usage.total_tokens,
         )
-    with transaction.atomic():
-        updated = sql.update(
-            Message,
-            fields,
-            STILL_STREAMING,
-            [sql.uuid_param(turn.reply_id), Message.Status.STREAMING],
+    still_streaming = [sql.uuid_param(turn.reply_id), Message.Status.STREAMING]
+    record = None
+    if usage is not None:
+        record = usage_record(
+            user_id=turn.user_id, endpoint="chat", model=model or turn.model, usage=usage
         )
-        if updated and usage is not None:
-            save_usage(
-                user_id=turn.user_id, endpoint="chat", model=model or turn.model, usage=usage
-            )
+    if record is None:
+        sql.update(Message, fields, STILL_STREAMING, still_streaming)
+    else:  # billed with the update that stores it: once, whoever saves first
+        sql.update_then_insert(Message, fields, STILL_STREAMING, still_streaming, record)
 
 
 async def save_reply_retrying(**fields) -> None:

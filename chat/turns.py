@@ -201,16 +201,6 @@ def stored_messages(conversation: Conversation) -> list[StoredMessage]:
     ]
 
 
-def _conversation_moved_on(conversation: Conversation) -> None:
-    """The conversation's next position and its time (it sorts first in the owner's list)."""
-    sql.update(
-        Conversation,
-        {"next_position": conversation.next_position, "updated_at": timezone.now()},
-        "id = %s",
-        [sql.uuid_param(conversation.id)],
-    )
-
-
 def _start_conversation(
     *, user_id, text, files, chat_id, client_message_id, web_search, reply_id=None
 ) -> Turn | None:
@@ -352,10 +342,10 @@ def start_turn(
     message is (not for a resend). `reply_id`, when given, is the new reply's id (the caller
     announced it: `chat.generation.starting`).
 
-    Continuing a conversation takes four statements, whatever its length: the conversation
+    Continuing a conversation takes three statements, whatever its length: the conversation
     (locked, with its user's active check), its messages after the summary (the history, the
-    running reply, a resent message), the new messages (one INSERT), the conversation's
-    position and time (one UPDATE)."""
+    running reply, a resent message), and one that inserts the new messages and moves the
+    conversation's position and time on (two on SQLite)."""
     files = files or []
     conversation = _existing_conversation(
         user_id=user_id,
@@ -456,9 +446,16 @@ def start_turn(
         model=model,
     )
     new_messages.append(reply)
-    sql.insert(new_messages)
     conversation.next_position = reply.position + 1
-    _conversation_moved_on(conversation)
+    # The new messages, then the conversation's next position and time (it sorts first in its
+    # owner's list): one statement on PostgreSQL.
+    sql.insert_then_update(
+        new_messages,
+        Conversation,
+        {"next_position": conversation.next_position, "updated_at": timezone.now()},
+        "id = %s",
+        [sql.uuid_param(conversation.id)],
+    )
     history = history_of(
         stored, summary=conversation.summary, summarized_through=conversation.summarized_through
     )

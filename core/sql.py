@@ -1,5 +1,10 @@
 """Statements that run on every chat turn, without the ORM's per-query work.
 
+Where PostgreSQL can do two of them in one statement (a data-modifying `WITH`), they are sent as
+one: a round trip costs ~0.1 ms of CPU in the worker (sending, waiting, taking the GIL back), and
+a statement on its own is atomic, so no BEGIN and COMMIT of a transaction (two more round trips).
+SQLite runs the same two statements in a transaction.
+
 Building a query with the ORM (cloning querysets, resolving lookups, compiling SQL, making model
 instances) costs 0.3-1 ms of CPU a statement under load, more than the database spends running
 it; a turn runs six of them. The few statements of the turn's hot path are therefore written in
@@ -13,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from functools import cache
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model, UUIDField
 
 
@@ -74,4 +79,68 @@ def update(model: type[Model], values: dict[str, object], where: str, params: Se
     prepared = [field.get_db_prep_save(value, connection) for field, value in pairs]
     with connection.cursor() as cursor:
         cursor.execute(statement, [*prepared, *params])
+        return cursor.rowcount
+
+
+@cache
+def _update_then_insert_sql(
+    model: type[Model], names: tuple[str, ...], where: str, inserted: type[Model]
+) -> tuple[str, tuple, tuple]:
+    update_sql, update_fields = _update_sql(model, "postgresql", names, where)
+    insert_sql, insert_fields = _insert_sql(inserted, "postgresql", 1)
+    columns, _values = insert_sql.split(" VALUES ")
+    selected = ", ".join(["%s"] * len(insert_fields))
+    statement = (
+        f"WITH updated AS ({update_sql} RETURNING 1) {columns} SELECT {selected} FROM updated"
+    )
+    return statement, update_fields, insert_fields
+
+
+def update_then_insert(
+    model: type[Model], values: dict[str, object], where: str, params: Sequence, obj: Model
+) -> None:
+    """`update(model, values, where, params)` and, only if it matched a row, `insert([obj])`:
+    one statement on PostgreSQL, a transaction elsewhere. `where` must match one row at most."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            if update(model, values, where, params):
+                insert([obj])
+        return
+    statement, update_fields, insert_fields = _update_then_insert_sql(
+        model, tuple(values), where, type(obj)
+    )
+    prepared = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(update_fields, values.values(), strict=True)
+    ]
+    row = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in insert_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*prepared, *params, *row])
+
+
+def insert_then_update(
+    objects: Sequence[Model],
+    model: type[Model],
+    values: dict[str, object],
+    where: str,
+    params: Sequence,
+) -> int:
+    """`insert(objects)`, then `update(model, values, where, params)`: one statement on
+    PostgreSQL (the caller's transaction holds both elsewhere). The number of rows updated."""
+    if connection.vendor != "postgresql":
+        insert(objects)
+        return update(model, values, where, params)
+    insert_sql, insert_fields = _insert_sql(type(objects[0]), "postgresql", len(objects))
+    update_sql, update_fields = _update_sql(model, "postgresql", tuple(values), where)
+    rows = [
+        field.get_db_prep_save(field.pre_save(obj, True), connection)
+        for obj in objects
+        for field in insert_fields
+    ]
+    prepared = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(update_fields, values.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH inserted AS ({insert_sql}) {update_sql}", [*rows, *prepared, *params])
         return cursor.rowcount

@@ -386,25 +386,53 @@ class StatementList(list):
 
 @pytest.fixture
 def statements(monkeypatch):
-    """Every SQL statement any thread executes, in order (the turn's bursts run in threads)."""
+    """Every SQL statement any thread executes, in order (the turn's bursts run in threads), by
+    its first word, and each transaction's BEGIN and COMMIT: each one a round trip to the
+    database. (psycopg sends BEGIN itself before a transaction's first statement: counted when
+    Django turns autocommit off for it.)"""
     from django.db.backends import utils
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
     seen = StatementList()
     full: list[str] = []
     lock = threading.Lock()
     original = utils.CursorWrapper._execute
+    original_autocommit = BaseDatabaseWrapper.set_autocommit
+    original_commit = BaseDatabaseWrapper.commit
+
+    def record(word: str, sql: str = "") -> None:
+        with lock:
+            seen.append(word)
+            full.append(sql or word)
 
     def counting(self, sql, params, *ignored_wrappers):
-        word = sql.split()[0].upper()
-        if word != "BEGIN":  # SQLite's; psycopg opens transactions without a statement
-            with lock:
-                seen.append(word)
-                full.append(sql)
+        record(sql.split()[0].upper(), sql)
         return original(self, sql, params, *ignored_wrappers)
 
+    def autocommit(self, autocommit, *args, **kwargs):
+        if not autocommit and self.vendor == "postgresql":
+            record("BEGIN")
+        return original_autocommit(self, autocommit, *args, **kwargs)
+
+    def commit(self):
+        record("COMMIT")
+        return original_commit(self)
+
     monkeypatch.setattr(utils.CursorWrapper, "_execute", counting)
+    monkeypatch.setattr(BaseDatabaseWrapper, "set_autocommit", autocommit)
+    monkeypatch.setattr(BaseDatabaseWrapper, "commit", commit)
     seen.full = full
     return seen
+
+
+def one_statement(*words: str) -> list[str]:
+    """Statements PostgreSQL runs as one (a data-modifying WITH); SQLite, as they are in a
+    transaction."""
+    if connection.vendor == "postgresql":
+        return ["WITH"]
+    if words[0] == "UPDATE":  # the reply's save and its usage: a transaction of their own
+        return ["BEGIN", *words, "COMMIT"]
+    return list(words)
 
 
 async def test_statements_per_turn(client, auth_header, user, gemini_standin, statements):
@@ -426,26 +454,39 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
     )
     resend_of_first = list(statements)
 
-    # conversation by first-message key; user check; SAVEPOINT, INSERT conversation, INSERT both
-    # messages, RELEASE; then the reply and its usage; then the title and its usage.
+    reply_and_usage = one_statement("UPDATE", "INSERT")
+    # in one transaction: the conversation by first-message key; the user check; SAVEPOINT,
+    # INSERT conversation, INSERT both messages, RELEASE; then the reply and its usage; then the
+    # title and its usage.
     assert new_conversation == [
+        "BEGIN",
         "SELECT",
         "SELECT",
         "SAVEPOINT",
         "INSERT",
         "INSERT",
         "RELEASE",
+        "COMMIT",
+        *reply_and_usage,
+        "BEGIN",
         "UPDATE",
         "INSERT",
-        "UPDATE",
-        "INSERT",
+        "COMMIT",
     ]
-    # the conversation locked (its user active); its messages (history, running or resent
-    # message); the two new messages; the conversation's position; then the reply and its usage.
-    assert continued == ["SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE", "INSERT"]
+    # in one transaction: the conversation locked (its user active); its messages (history,
+    # running or resent message); the two new messages and the conversation's position; then
+    # the reply and its usage.
+    assert continued == [
+        "BEGIN",
+        "SELECT",
+        "SELECT",
+        *one_statement("INSERT", "UPDATE"),
+        "COMMIT",
+        *reply_and_usage,
+    ]
     # the conversation; its messages (the resent one and its reply among them); the stored
     # reply's parts. Nothing written.
-    assert resend_of_first == ["SELECT", "SELECT", "SELECT"]
+    assert resend_of_first == ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
 
 
 async def test_statements_per_continued_turn_do_not_grow_with_the_history(
@@ -472,13 +513,13 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
         seen[name] = (list(statements), list(statements.full))
     # ... and one for the history's files (both carry one image, read once).
     assert seen["short"][0] == [
+        "BEGIN",
         "SELECT",
         "SELECT",
-        "INSERT",
-        "UPDATE",
+        *one_statement("INSERT", "UPDATE"),
+        "COMMIT",
         "SELECT",
-        "UPDATE",
-        "INSERT",
+        *one_statement("UPDATE", "INSERT"),
     ]
     assert seen["long"] == seen["short"]
     # The history of the long one reached the model whole: 80 stored messages and the new one.
@@ -490,7 +531,14 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
     gemini_standin.enqueue(text_stream(["ok"]))
     statements.clear()
     await stream(client, auth_header, {"message": "Again", "conversation_id": long})
-    assert list(statements) == ["SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE", "INSERT"]
+    assert list(statements) == [
+        "BEGIN",
+        "SELECT",
+        "SELECT",
+        *one_statement("INSERT", "UPDATE"),
+        "COMMIT",
+        *one_statement("UPDATE", "INSERT"),
+    ]
     again = gemini_standin.requests[-1].body["contents"]
     assert len(again) == 83
     assert (
