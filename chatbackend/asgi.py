@@ -1,6 +1,6 @@
 import gc
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
@@ -53,18 +53,33 @@ STREAM_PATHS = ("/api/chat/stream",)
 STREAM_PATH_ENDS = ("/stream/", "/stop/")
 
 
-class StreamRequestsShareAThread:
-    """Django gives every request a thread of its own for its sync code, started on its first use
-    and joined at its end (~0.4 ms of CPU together, a tenth of a chat turn). A stream's only sync
-    code is Django's closing of the response (request_finished): cheap, and holding no database
-    connection. So stream requests share one long-lived thread for it instead (asgiref's
+class RunsInline(Executor):
+    """An executor that runs each job at once, in the submitting thread."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits the job
+            future.set_exception(exc)
+        return future
+
+
+class StreamRequestsRunSyncCodeInline:
+    """Django runs a request's sync code in a thread of its own, started on its first use and
+    joined at its end (~0.4 ms of CPU together, a tenth of a chat turn); even a long-lived
+    thread shared by every stream cost ~0.2 ms a turn in hops. A stream's only sync code is
+    Django's closing of its response (the request_finished receivers: closing database
+    connections, of which a stream's request holds none since `core.db.run_db` gives each back,
+    caches and the urlconf) and, for its JSON answers (errors, the stop view's), DRF's rendering:
+    no I/O. So stream requests run it inline, on the event loop (asgiref's
     ThreadSensitiveContext with an executor, entered before Django's own, which then defers to
     it). Every other request keeps Django's thread of its own: its sync views may block on the
     database."""
 
     def __init__(self, app):
         self.app = app
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-requests")
+        self.executor = RunsInline()
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -79,4 +94,4 @@ class StreamRequestsShareAThread:
 # Wrapped so that SIGTERM ends open streams the way a client disconnect does: saved, not lost;
 # and so that a body over MAX_REQUEST_BYTES (CHAT_MAX_REQUEST_BYTES on the chat stream and the
 # attachment upload) is refused with a 413 before it is read whole (core.limits).
-application = GracefulShutdown(BodySizeLimit(StreamRequestsShareAThread(django_application)))
+application = GracefulShutdown(BodySizeLimit(StreamRequestsRunSyncCodeInline(django_application)))

@@ -614,6 +614,14 @@ async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, t
     # One: the turn's first database burst, which also counts the rate limit. No middleware
     # hook, no authentication, no signal receiver.
     assert hops == ["run_db(StreamingAPIView.run_db.<locals>.throttled)"]
+    # And to its end: the reply's save and its title's. Closing the response (request_finished)
+    # runs inline.
+    hops = [hop for hop in thread_hops if hop != "ServeStaticBase.find_file"]
+    assert hops == [
+        "run_db(StreamingAPIView.run_db.<locals>.throttled)",
+        "run_db(save_reply)",
+        "run_db(save_title)",
+    ]
 
 
 def test_the_asgi_application_starts_requests_without_sync_receivers():
