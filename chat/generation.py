@@ -182,9 +182,11 @@ def sweep_stale_replies(stale_before) -> int:
     )
 
 
-async def _load_files(ids: tuple[str, ...]) -> dict[str, FilePart]:
-    """The history's files: from this process's recent files, the others read in one burst."""
-    found, missing = recent_files.get_many(ids)
+async def _load_files(ids: tuple[str, ...], read: dict[str, FilePart]) -> dict[str, FilePart]:
+    """The history's files: those the turn's burst read, this process's recent files, and the
+    others (a file evicted since, or one too large to keep) read in one burst."""
+    found, missing = recent_files.get_many(key for key in ids if key not in read)
+    found.update(read)
     if missing:
         found.update(await run_db(file_parts, ids=missing))
     return found
@@ -210,7 +212,7 @@ class Generation:
         """The model's events, once its first one arrived (retries and fallback happen before)."""
         turn = self.turn
         history = await history_within_budget(turn)
-        files = await _load_files(history.file_ids) if history.file_ids else None
+        files = await _load_files(history.file_ids, turn.files) if history.file_ids else None
         events = get_provider().stream_chat(
             history.messages(files), model=turn.model, web_search=turn.web_search
         )

@@ -9,6 +9,7 @@ conversation), so no race between requests can store or bill a reply twice."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import uuid
 from contextlib import nullcontext
@@ -21,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.authentication import UserNotActive
+from attachments.selectors import file_parts, recent_files
 from attachments.services import attachment_from_part
 from core import sql
 from core.errors import Conflict, NotFound, ServiceError
@@ -58,6 +60,20 @@ class Turn:
     #: The conversation's first reply, while its title is still the one taken from its first
     #: message: once the reply is complete, the model writes a title (chat.titles).
     wants_title: bool = False
+    #: The history's files read in the turn's database burst (`with_history_files`), by id.
+    files: dict = field(default_factory=dict)
+
+
+def with_history_files(turn: Turn) -> Turn:
+    """`turn` with its history's files that this process's recent files lack, read now: called
+    in the turn's database burst, after its commit, so that the generation needs no burst of its
+    own for them (a thread hop, a connection taken and given back)."""
+    if turn.kind is not TurnKind.GENERATE or not turn.history.file_ids:
+        return turn
+    _found, missing = recent_files.get_many(turn.history.file_ids)
+    if not missing:
+        return turn
+    return dataclasses.replace(turn, files=file_parts(ids=missing))
 
 
 def title_from(text: str) -> str:

@@ -30,7 +30,7 @@ from .serializers import (
     MessageSerializer,
 )
 from .throttling import FeedbackRateThrottle
-from .turns import TurnKind, start_turn
+from .turns import TurnKind, start_turn, with_history_files
 
 
 class ConversationListView(generics.ListCreateAPIView):
@@ -193,7 +193,7 @@ class ChatStreamView(StreamingAPIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
-        return start_turn(
+        turn = start_turn(
             user_id=request.user.pk,
             text=data["text"],
             files=data["files"],
@@ -204,6 +204,7 @@ class ChatStreamView(StreamingAPIView):
             web_search=streams.web_search_wanted(data["web_search"]),
             reply_id=reply_id,
         )
+        return with_history_files(turn)  # in the same burst
 
 
 class ChatStreamNoSlashView(ChatStreamView):

@@ -490,7 +490,7 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
 
 
 async def test_statements_per_continued_turn_do_not_grow_with_the_history(
-    client, auth_header, user, gemini_standin, statements
+    client, auth_header, user, gemini_standin, statements, thread_hops
 ):
     """A conversation of 4 messages and one of 80 (with files, reasoning and sources) are
     continued with the same statements, and the same SQL: nothing is read per message."""
@@ -506,11 +506,17 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
         gemini_standin.enqueue(text_stream(["ok"]))
         statements.clear()
         statements.full.clear()
+        thread_hops.clear()
         response, _ = await stream(
             client, auth_header, {"message": "Next", "conversation_id": conversation_id}
         )
         assert response.status_code == 200
         seen[name] = (list(statements), list(statements.full))
+        # The history's image is read in the turn's burst: no database burst of its own.
+        assert [hop for hop in thread_hops if hop.startswith("run_db")] == [
+            "run_db(StreamingAPIView.run_db.<locals>.throttled)",
+            "run_db(save_reply)",
+        ], name
     # ... and one for the history's files (both carry one image, read once).
     assert seen["short"][0] == [
         "BEGIN",
