@@ -40,28 +40,37 @@ def uuid_param(value: uuid.UUID | str):
 
 
 @cache
-def _insert_sql(model: type[Model], vendor: str, rows: int) -> tuple[str, tuple]:
+def _insert_sql(
+    model: type[Model], vendor: str, rows: int, *, select: bool = False
+) -> tuple[str, tuple]:
+    """`INSERT INTO table (columns) VALUES (%s, …), …` for `rows` rows, or with `select` (one
+    row) `… SELECT %s, …`, for a `FROM` to follow; and the fields, in the columns' order."""
     # An auto-increment primary key is left to the database.
     fields = tuple(f for f in model._meta.concrete_fields if f is not model._meta.auto_field)
     columns = ", ".join(quote(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES " + ", ".join(
-        [row] * rows
-    ), fields
+    placeholders = ", ".join(["%s"] * len(fields))
+    values = (
+        f"SELECT {placeholders}" if select else "VALUES " + ", ".join([f"({placeholders})"] * rows)
+    )
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {values}", fields
 
 
-def insert(objects: Sequence[Model]) -> None:
-    """INSERT `objects` (of one model) in one statement, as `bulk_create` would store them: each
-    field's `pre_save` (auto_now) and `get_db_prep_save`. An auto-increment key is not read
-    back."""
-    sql, fields = _insert_sql(type(objects[0]), connection.vendor, len(objects))
-    params = [
+def _insert_params(objects: Sequence[Model], fields: tuple) -> list:
+    """Each object's values as `bulk_create` stores them: `pre_save` (auto_now), then
+    `get_db_prep_save`."""
+    return [
         field.get_db_prep_save(field.pre_save(obj, True), connection)
         for obj in objects
         for field in fields
     ]
+
+
+def insert(objects: Sequence[Model]) -> None:
+    """INSERT `objects` (of one model) in one statement, as `bulk_create` would store them. An
+    auto-increment key is not read back."""
+    sql, fields = _insert_sql(type(objects[0]), connection.vendor, len(objects))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _insert_params(objects, fields))
 
 
 @cache
@@ -71,29 +80,18 @@ def _update_sql(model: type[Model], vendor: str, names: tuple[str, ...], where: 
     return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {where}", fields
 
 
+def _update_params(fields: tuple, values: dict[str, object]) -> list:
+    pairs = zip(fields, values.values(), strict=True)
+    return [field.get_db_prep_save(value, connection) for field, value in pairs]
+
+
 def update(model: type[Model], values: dict[str, object], where: str, params: Sequence) -> int:
     """UPDATE `model`'s rows matching `where` (SQL over its columns, `%s` for `params`) to
     `values` (by field name, through each field's `get_db_prep_save`): the number of rows."""
     statement, fields = _update_sql(model, connection.vendor, tuple(values), where)
-    pairs = zip(fields, values.values(), strict=True)
-    prepared = [field.get_db_prep_save(value, connection) for field, value in pairs]
     with connection.cursor() as cursor:
-        cursor.execute(statement, [*prepared, *params])
+        cursor.execute(statement, [*_update_params(fields, values), *params])
         return cursor.rowcount
-
-
-@cache
-def _update_then_insert_sql(
-    model: type[Model], names: tuple[str, ...], where: str, inserted: type[Model]
-) -> tuple[str, tuple, tuple]:
-    update_sql, update_fields = _update_sql(model, "postgresql", names, where)
-    insert_sql, insert_fields = _insert_sql(inserted, "postgresql", 1)
-    columns, _values = insert_sql.split(" VALUES ")
-    selected = ", ".join(["%s"] * len(insert_fields))
-    statement = (
-        f"WITH updated AS ({update_sql} RETURNING 1) {columns} SELECT {selected} FROM updated"
-    )
-    return statement, update_fields, insert_fields
 
 
 def update_then_insert(
@@ -106,16 +104,17 @@ def update_then_insert(
             if update(model, values, where, params):
                 insert([obj])
         return
-    statement, update_fields, insert_fields = _update_then_insert_sql(
-        model, tuple(values), where, type(obj)
-    )
-    prepared = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(update_fields, values.values(), strict=True)
-    ]
-    row = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in insert_fields]
+    update_sql, update_fields = _update_sql(model, "postgresql", tuple(values), where)
+    insert_sql, insert_fields = _insert_sql(type(obj), "postgresql", 1, select=True)
     with connection.cursor() as cursor:
-        cursor.execute(statement, [*prepared, *params, *row])
+        cursor.execute(
+            f"WITH updated AS ({update_sql} RETURNING 1) {insert_sql} FROM updated",
+            [
+                *_update_params(update_fields, values),
+                *params,
+                *_insert_params([obj], insert_fields),
+            ],
+        )
 
 
 def insert_then_update(
@@ -132,15 +131,13 @@ def insert_then_update(
         return update(model, values, where, params)
     insert_sql, insert_fields = _insert_sql(type(objects[0]), "postgresql", len(objects))
     update_sql, update_fields = _update_sql(model, "postgresql", tuple(values), where)
-    rows = [
-        field.get_db_prep_save(field.pre_save(obj, True), connection)
-        for obj in objects
-        for field in insert_fields
-    ]
-    prepared = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(update_fields, values.values(), strict=True)
-    ]
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH inserted AS ({insert_sql}) {update_sql}", [*rows, *prepared, *params])
+        cursor.execute(
+            f"WITH inserted AS ({insert_sql}) {update_sql}",
+            [
+                *_insert_params(objects, insert_fields),
+                *_update_params(update_fields, values),
+                *params,
+            ],
+        )
         return cursor.rowcount
