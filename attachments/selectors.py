@@ -7,10 +7,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import cache
 from uuid import UUID
 
+import orjson
 from django.conf import settings
+from django.db import connection
 
+from core import sql
 from core.errors import NotFound
 from llm.types import FilePart
 
@@ -55,11 +59,15 @@ def attachment_for_signature(
 
 def read_bytes(attachment: Attachment) -> bytes:
     """The stored bytes; `NotFound` if the storage lost them (logged: the row outlived its file)."""
+    return _read_stored(attachment.file.storage, attachment.file.name, attachment.pk)
+
+
+def _read_stored(storage, name: str, pk) -> bytes:
     try:
-        with attachment.file.storage.open(attachment.file.name, "rb") as stored:
+        with storage.open(name, "rb") as stored:
             return stored.read()
     except FileNotFoundError:
-        logger.warning("Attachment %s has no stored file %s", attachment.pk, attachment.file.name)
+        logger.warning("Attachment %s has no stored file %s", pk, name)
         raise NotFound("Not found.") from None
 
 
@@ -126,28 +134,55 @@ class RecentFiles:
 recent_files = RecentFiles()
 
 
+_FILE_COLUMNS = ("id", "media_type", "filename", "file")
+
+
+@cache
+def _file_rows_sql(vendor: str) -> str:
+    """The attachments whose ids the one parameter lists: the same statement for any number of
+    ids (PostgreSQL: an array; SQLite: a JSON array)."""
+    field = Attachment._meta.get_field
+    columns = ", ".join(sql.quote(field(name).column) for name in _FILE_COLUMNS)
+    match = "= ANY(%s)" if vendor == "postgresql" else "IN (SELECT value FROM json_each(%s))"
+    return (
+        f"SELECT {columns} FROM {sql.quote(Attachment._meta.db_table)}"
+        f" WHERE {sql.quote(field('id').column)} {match}"
+    )
+
+
 def file_parts(*, ids: Iterable[UUID | str]) -> dict[str, FilePart]:
     """The files to send to the model, keyed by `str(attachment id)` (as `attachmentId` is stored
     in a message's parts). Ids with no attachment (deleted since) or no stored file are left out.
     Sync: it reads the database and the storage; from async code call it through
-    `core.db.run_db`, after looking in `recent_files`, which this fills."""
+    `core.db.run_db`, after looking in `recent_files`, which this fills.
+
+    Called in a continued turn's database burst whenever its history's files are not in
+    `recent_files`: one query in SQL (`core.sql` says why), its rows read as plain values rather
+    than as model instances, which cost ~0.35 ms more for five files."""
     wanted = []
     for value in ids:
         try:
-            wanted.append(value if isinstance(value, UUID) else UUID(str(value)))
+            wanted.append(sql.uuid_param(value if isinstance(value, UUID) else UUID(str(value))))
         except ValueError:
             continue
+    if not wanted:
+        return {}
+    vendor = connection.vendor
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _file_rows_sql(vendor),
+            [wanted if vendor == "postgresql" else orjson.dumps(wanted).decode()],
+        )
+        rows = cursor.fetchall()
+    storage = Attachment._meta.get_field("file").storage
     parts = {}
-    for attachment in Attachment.objects.filter(pk__in=wanted):
+    for pk, media_type, filename, name in rows:
         try:
-            data = read_bytes(attachment)
+            data = _read_stored(storage, name, pk)
         except NotFound:
             continue
         part = FilePart(
-            media_type=attachment.media_type,
-            data=data,
-            key=str(attachment.pk),
-            filename=attachment.filename,
+            media_type=media_type, data=data, key=str(sql.as_uuid(pk)), filename=filename
         )
         parts[part.key] = part
         recent_files.put(part)
