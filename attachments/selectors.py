@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -12,6 +13,7 @@ from uuid import UUID
 
 import orjson
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.db import connection
 
 from core import sql
@@ -62,13 +64,33 @@ def read_bytes(attachment: Attachment) -> bytes:
     return _read_stored(attachment.file.storage, attachment.file.name, attachment.pk)
 
 
-def _read_stored(storage, name: str, pk) -> bytes:
+def _read_stored(storage, name: str, pk, size: int | None = None) -> bytes:
     try:
+        if size is not None and isinstance(storage, FileSystemStorage):
+            return _read_local(storage.path(name), size)
         with storage.open(name, "rb") as stored:
             return stored.read()
     except FileNotFoundError:
         logger.warning("Attachment %s has no stored file %s", pk, name)
         raise NotFound("Not found.") from None
+
+
+def _read_local(path: str, size: int) -> bytes:
+    """A local file of (as its row says) `size` bytes, in three system calls where `open()` and
+    a buffered read make seven: each one releases the GIL, and in a database thread of a busy
+    server every release is a hand-off to the event loop and back (futex calls, context
+    switches), which cost more than the reads themselves."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        rest = [data]  # the file grew: read it whole all the same
+        while chunk := os.read(fd, 1 << 20):
+            rest.append(chunk)
+        return b"".join(rest)
+    finally:
+        os.close(fd)
 
 
 class RecentFiles:
@@ -134,7 +156,7 @@ class RecentFiles:
 recent_files = RecentFiles()
 
 
-_FILE_COLUMNS = ("id", "media_type", "filename", "file")
+_FILE_COLUMNS = ("id", "media_type", "filename", "file", "size")
 
 
 @cache
@@ -176,9 +198,9 @@ def file_parts(*, ids: Iterable[UUID | str]) -> dict[str, FilePart]:
         rows = cursor.fetchall()
     storage = Attachment._meta.get_field("file").storage
     parts = {}
-    for pk, media_type, filename, name in rows:
+    for pk, media_type, filename, name, size in rows:
         try:
-            data = _read_stored(storage, name, pk)
+            data = _read_stored(storage, name, pk, size)
         except NotFound:
             continue
         part = FilePart(

@@ -5,7 +5,7 @@ from django.core.files.storage import InMemoryStorage
 
 from attachments import services
 from attachments.models import Attachment
-from attachments.selectors import file_parts
+from attachments.selectors import file_parts, recent_files
 from attachments.signing import signed_url
 from core.errors import ServiceError
 from llm.types import FilePart
@@ -281,6 +281,21 @@ def test_a_lost_file_is_left_out_of_file_parts(user):
     attachment = services.create_attachment(user=user, data=files.png(), media_type="image/png")
     attachment.file.storage.delete(attachment.file.name)
     assert file_parts(ids=[attachment.id]) == {}
+
+
+def test_file_parts_reads_the_whole_file_whatever_its_row_says(user, settings):
+    """Local files are read with the size their row records: a file that is larger than that
+    (replaced in the storage) is still read whole, and one that is smaller is not padded."""
+    recent_files.clear()
+    grown = services.create_attachment(user=user, data=files.png(), media_type="image/png")
+    shrunk = services.create_attachment(user=user, data=files.pdf(), media_type="application/pdf")
+    Attachment.objects.filter(pk=grown.pk).update(size=10)
+    Attachment.objects.filter(pk=shrunk.pk).update(size=len(files.pdf()) * 3)
+
+    parts = file_parts(ids=[grown.pk, shrunk.pk])
+
+    assert parts[str(grown.pk)].data == files.png()
+    assert parts[str(shrunk.pk)].data == files.pdf()
 
 
 def test_system_check_warns_about_types_it_cannot_check(settings):
