@@ -127,13 +127,16 @@ def _check_active(user_id: int) -> None:
 
 
 def _existing_conversation(
-    *, user_id, conversation_id, chat_id, first_message_id
+    *, user_id, conversation_id, chat_id, first_message_id, lock=True
 ) -> Conversation | None:
-    """The caller's conversation this turn continues, locked for the turn's writes; None when the
-    turn starts a new one. Only an active user's conversations are found: for a user who is no
-    longer active, none is, and the new conversation's path refuses them (`_check_active`)."""
+    """The caller's conversation this turn continues, locked for the turn's writes (unless not
+    `lock`); None when the turn starts a new one. Only an active user's conversations are found:
+    for a user who is no longer active, none is, and the new conversation's path refuses them
+    (`_check_active`)."""
     if conversation_id:
-        conversation = _locked_conversation(user_id, "c.id = %s", [sql.uuid_param(conversation_id)])
+        conversation = _conversation(
+            user_id, "c.id = %s", [sql.uuid_param(conversation_id)], lock=lock
+        )
         if conversation is None:
             _check_active(user_id)
             raise NotFound("Conversation not found.")
@@ -143,21 +146,23 @@ def _existing_conversation(
         try:
             chat_uuid = sql.uuid_param(uuid.UUID(chat_id))
         except ValueError:
-            return _locked_conversation(user_id, "c.client_chat_id = %s", [chat_id])
-        return _locked_conversation(
-            user_id, "(c.id = %s OR c.client_chat_id = %s)", [chat_uuid, chat_id]
+            return _conversation(user_id, "c.client_chat_id = %s", [chat_id], lock=lock)
+        return _conversation(
+            user_id, "(c.id = %s OR c.client_chat_id = %s)", [chat_uuid, chat_id], lock=lock
         )
     if first_message_id:
         # A resend of the message that started a conversation.
-        return _locked_conversation(user_id, "c.client_first_message_id = %s", [first_message_id])
+        return _conversation(
+            user_id, "c.client_first_message_id = %s", [first_message_id], lock=lock
+        )
     return None
 
 
 # The continued turn's statements, in SQL (see core.sql for why) ---------------------------------
 @cache
-def _lock_sql(vendor: str, match: str) -> str:
+def _conversation_sql(vendor: str, match: str, lock: bool) -> str:
     q = sql.quote
-    lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+    lock = " FOR UPDATE OF c" if lock and connection.features.has_select_for_update_of else ""
     return (
         f"SELECT c.id, c.summary, c.summarized_through, c.next_position, c.title_source"
         f" FROM {q(Conversation._meta.db_table)} c"
@@ -166,9 +171,9 @@ def _lock_sql(vendor: str, match: str) -> str:
     )
 
 
-def _locked_conversation(user_id: int, match: str, params: list) -> Conversation | None:
+def _conversation(user_id: int, match: str, params: list, *, lock: bool) -> Conversation | None:
     with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(connection.vendor, match), [user_id, *params])
+        cursor.execute(_conversation_sql(connection.vendor, match, lock), [user_id, *params])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -339,7 +344,6 @@ def _resend(stored: list[StoredMessage], resent: StoredMessage, running, **turn)
     return None
 
 
-@transaction.atomic
 def start_turn(
     *,
     user_id: int,
@@ -358,11 +362,180 @@ def start_turn(
     message is (not for a resend). `reply_id`, when given, is the new reply's id (the caller
     announced it: `chat.generation.starting`).
 
-    Continuing a conversation takes three statements, whatever its length: the conversation
-    (locked, with its user's active check), its messages after the summary (the history, the
-    running reply, a resent message), and one that inserts the new messages and moves the
-    conversation's position and time on (two on SQLite)."""
-    files = files or []
+    The turn users send most, a new message without files in an existing conversation, takes
+    three statements on PostgreSQL and no transaction (`_continue_unlocked`); every other turn,
+    and that one when another turn of the conversation got in its way, takes the locked path
+    (`_start_turn_locked`)."""
+    if (
+        not files
+        and not regenerate
+        and (conversation_id or chat_id)
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+    ):
+        turn = _continue_unlocked(
+            user_id=user_id,
+            text=text,
+            conversation_id=conversation_id,
+            chat_id=chat_id,
+            client_message_id=client_message_id,
+            web_search=web_search,
+            reply_id=reply_id,
+        )
+        if turn is not None:
+            return turn
+    return _start_turn_locked(
+        user_id=user_id,
+        text=text,
+        files=files or [],
+        conversation_id=conversation_id,
+        chat_id=chat_id,
+        client_message_id=client_message_id,
+        regenerate=regenerate,
+        web_search=web_search,
+        reply_id=reply_id,
+    )
+
+
+def _continue_unlocked(
+    *, user_id, text, conversation_id, chat_id, client_message_id, web_search, reply_id
+) -> Turn | None:
+    """A new message in an existing conversation, without a lock or a transaction: the
+    conversation and its messages read, then the two new messages and the conversation's new
+    position written in one statement (atomic by itself). None when this turn is not that one
+    (a new conversation, a resend, a reply still running: the locked path decides), or when
+    another turn of the conversation wrote between the read and the write: the database's
+    constraints refuse the write (one message per position, one streaming reply, one message per
+    client id), and the locked path reads again.
+
+    Each round trip from a database thread of a busy server costs GIL hand-offs with the event
+    loop, more than the statement itself: a transaction's BEGIN and COMMIT are two of them."""
+    conversation = _existing_conversation(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        chat_id=chat_id,
+        first_message_id=None,
+        lock=False,
+    )
+    if conversation is None:
+        return None
+    stored = stored_messages(conversation)
+    if any(m.status == Message.Status.STREAMING for m in stored):
+        return None
+    if client_message_id and _resent_message(conversation, stored, client_message_id):
+        return None
+    user_message = _new_user_message(conversation, stored, text, [], client_message_id)
+    try:
+        return _reply_turn(
+            conversation,
+            stored,
+            [user_message],
+            user_message.id,
+            user_id=user_id,
+            web_search=web_search,
+            reply_id=reply_id,
+        )
+    except IntegrityError:
+        return None
+
+
+def _new_user_message(
+    conversation: Conversation,
+    stored: list[StoredMessage],
+    text: str,
+    parts: list[dict],
+    client_message_id: str | None,
+) -> Message:
+    """The user's message at the conversation's end (not saved yet), also added to `stored`."""
+    parts = user_parts(text, parts)
+    message = Message(
+        conversation=conversation,
+        position=conversation.next_position,
+        role=Message.Role.USER,
+        content=text,
+        parts=parts,
+        client_message_id=client_message_id,
+    )
+    stored.append(
+        StoredMessage(
+            message.id,
+            Message.Role.USER,
+            text,
+            message.position,
+            Message.Status.COMPLETE,
+            client_message_id,
+            parts,
+        )
+    )
+    return message
+
+
+def _reply_turn(
+    conversation: Conversation,
+    stored: list[StoredMessage],
+    new_messages: list[Message],
+    user_message_id: uuid.UUID,
+    *,
+    user_id: int,
+    web_search: bool,
+    reply_id: uuid.UUID | None,
+) -> Turn:
+    """Save `new_messages` and the empty reply after them, move the conversation on: the turn
+    that generates the reply."""
+    model = model_for("chat")
+    reply = Message(
+        id=reply_id or uuid.uuid4(),
+        conversation=conversation,
+        position=conversation.next_position + len(new_messages),
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model=model,
+    )
+    # The new messages, then the conversation's next position and time (it sorts first in its
+    # owner's list): one statement on PostgreSQL.
+    sql.insert_then_update(
+        [*new_messages, reply],
+        Conversation,
+        {"next_position": reply.position + 1, "updated_at": timezone.now()},
+        "id = %s",
+        [sql.uuid_param(conversation.id)],
+    )
+    conversation.next_position = reply.position + 1
+    history = history_of(
+        stored, summary=conversation.summary, summarized_through=conversation.summarized_through
+    )
+    return Turn(
+        kind=TurnKind.GENERATE,
+        user_id=user_id,
+        conversation_id=conversation.id,
+        user_message_id=user_message_id,
+        reply_id=reply.id,
+        model=model,
+        history=history,
+        web_search=web_search,
+        wants_title=conversation.title_source == Conversation.TitleSource.MESSAGE
+        and not history.has_reply,
+    )
+
+
+@transaction.atomic
+def _start_turn_locked(
+    *,
+    user_id: int,
+    text: str,
+    files: list[dict],
+    conversation_id: uuid.UUID | None,
+    chat_id: str | None,
+    client_message_id: str | None,
+    regenerate: bool,
+    web_search: bool,
+    reply_id: uuid.UUID | None,
+) -> Turn:
+    """`start_turn` in one transaction, the conversation's row locked for it. Continuing a
+    conversation takes three statements, whatever its length: the conversation (locked, with
+    its user's active check), its messages after the summary (the history, the running reply,
+    a resent message), and one that inserts the new messages and moves the conversation's
+    position and time on (two on SQLite)."""
     conversation = _existing_conversation(
         user_id=user_id,
         conversation_id=conversation_id,
@@ -393,7 +566,6 @@ def start_turn(
 
     stored = stored_messages(conversation)
     running = next((m for m in stored if m.status == Message.Status.STREAMING), None)
-    model = model_for("chat")
     new_messages: list[Message] = []
 
     if regenerate:
@@ -431,59 +603,16 @@ def start_turn(
         else:
             if running is not None:
                 raise _in_progress(running.id)
-            parts = user_parts(text, store_files(user_id=user_id, files=files))
-            user_message = Message(
-                conversation=conversation,
-                position=conversation.next_position,
-                role=Message.Role.USER,
-                content=text,
-                parts=parts,
-                client_message_id=client_message_id,
-            )
+            files = store_files(user_id=user_id, files=files)
+            user_message = _new_user_message(conversation, stored, text, files, client_message_id)
             new_messages.append(user_message)
             user_message_id = user_message.id
-            stored.append(
-                StoredMessage(
-                    user_message.id,
-                    Message.Role.USER,
-                    text,
-                    user_message.position,
-                    Message.Status.COMPLETE,
-                    client_message_id,
-                    parts,
-                )
-            )
-    reply = Message(
-        id=reply_id or uuid.uuid4(),
-        conversation=conversation,
-        position=conversation.next_position + len(new_messages),
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
-        model=model,
-    )
-    new_messages.append(reply)
-    conversation.next_position = reply.position + 1
-    # The new messages, then the conversation's next position and time (it sorts first in its
-    # owner's list): one statement on PostgreSQL.
-    sql.insert_then_update(
+    return _reply_turn(
+        conversation,
+        stored,
         new_messages,
-        Conversation,
-        {"next_position": conversation.next_position, "updated_at": timezone.now()},
-        "id = %s",
-        [sql.uuid_param(conversation.id)],
-    )
-    history = history_of(
-        stored, summary=conversation.summary, summarized_through=conversation.summarized_through
-    )
-    return Turn(
-        kind=TurnKind.GENERATE,
+        user_message_id,
         user_id=user_id,
-        conversation_id=conversation.id,
-        user_message_id=user_message_id,
-        reply_id=reply.id,
-        model=model,
-        history=history,
         web_search=web_search,
-        wants_title=conversation.title_source == Conversation.TitleSource.MESSAGE
-        and not history.has_reply,
+        reply_id=reply_id,
     )

@@ -435,6 +435,15 @@ def one_statement(*words: str) -> list[str]:
     return list(words)
 
 
+def continued_start() -> list[str]:
+    """What saves a new message in an existing conversation: the conversation (its user active),
+    its messages, then the two new messages and the conversation's position. PostgreSQL: three
+    statements and no transaction (the last is atomic by itself); SQLite: a transaction."""
+    if connection.vendor == "postgresql":
+        return ["SELECT", "SELECT", "WITH"]
+    return ["BEGIN", "SELECT", "SELECT", "INSERT", "UPDATE", "COMMIT"]
+
+
 async def test_statements_per_turn(client, auth_header, user, gemini_standin, statements):
     gemini_standin.enqueue(text_stream(["a", "b"]), text_stream(["c"]))
     response, _ = await stream(
@@ -473,20 +482,14 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
         "INSERT",
         "COMMIT",
     ]
-    # in one transaction: the conversation locked (its user active); its messages (history,
-    # running or resent message); the two new messages and the conversation's position; then
-    # the reply and its usage.
-    assert continued == [
-        "BEGIN",
-        "SELECT",
-        "SELECT",
-        *one_statement("INSERT", "UPDATE"),
-        "COMMIT",
-        *reply_and_usage,
-    ]
+    # the conversation (its user active); its messages (history, running or resent message);
+    # the two new messages and the conversation's position; then the reply and its usage.
+    assert continued == [*continued_start(), *reply_and_usage]
     # the conversation; its messages (the resent one and its reply among them); the stored
-    # reply's parts. Nothing written.
-    assert resend_of_first == ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
+    # reply's parts. Nothing written. (PostgreSQL: a resend is found by the unlocked read, and
+    # handled on the locked path, which reads again.)
+    unlocked_read = ["SELECT", "SELECT"] if connection.vendor == "postgresql" else []
+    assert resend_of_first == [*unlocked_read, "BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
 
 
 async def test_statements_per_continued_turn_do_not_grow_with_the_history(
@@ -519,11 +522,7 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
         ], name
     # ... and one for the history's files (both carry one image, read once).
     assert seen["short"][0] == [
-        "BEGIN",
-        "SELECT",
-        "SELECT",
-        *one_statement("INSERT", "UPDATE"),
-        "COMMIT",
+        *continued_start(),
         "SELECT",
         *one_statement("UPDATE", "INSERT"),
     ]
@@ -538,11 +537,7 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
     statements.clear()
     await stream(client, auth_header, {"message": "Again", "conversation_id": long})
     assert list(statements) == [
-        "BEGIN",
-        "SELECT",
-        "SELECT",
-        *one_statement("INSERT", "UPDATE"),
-        "COMMIT",
+        *continued_start(),
         *one_statement("UPDATE", "INSERT"),
     ]
     again = gemini_standin.requests[-1].body["contents"]
@@ -677,3 +672,60 @@ async def test_a_running_reply_is_beaten_while_the_model_says_nothing(
     assert deltas(parse_sse(await read_body(first))) == "Hello"
     await reply.arefresh_from_db()
     assert reply.status == "complete"
+
+
+def test_a_turn_another_turn_got_ahead_of_is_decided_again_under_the_lock(user, monkeypatch):
+    """PostgreSQL continues a conversation without a lock: when another turn of it wrote between
+    this turn's read and its write, the database refuses the write (one message per position,
+    one streaming reply) and the turn is decided again on the locked path, which finds the
+    other turn's reply running: a 409, and nothing of this turn stored."""
+    _require_postgres()
+    from core.errors import Conflict
+
+    from chat import turns
+
+    conversation = Conversation.objects.create(user=user, title="t", next_position=0)
+    read = turns.stored_messages
+    other: list[turns.Turn] = []
+
+    def read_then_another_turn_writes(conversation):
+        rows = read(conversation)
+        if not other:  # the other turn's own read comes through here too
+            other.append(None)
+            other[0] = turns.start_turn(
+                user_id=user.pk, text="Other", conversation_id=conversation.id
+            )
+        return rows
+
+    monkeypatch.setattr(turns, "stored_messages", read_then_another_turn_writes)
+    with pytest.raises(Conflict) as refused:
+        turns.start_turn(user_id=user.pk, text="Mine", conversation_id=conversation.id)
+
+    assert refused.value.code == "generation_in_progress"
+    assert refused.value.details == {"replyId": str(other[0].reply_id)}
+    stored = list(conversation.messages.order_by("position").values_list("role", "content"))
+    assert stored == [("user", "Other"), ("assistant", "")]
+    conversation.refresh_from_db()
+    assert conversation.next_position == 2
+
+
+def test_a_new_message_in_a_conversation_is_saved_without_a_transaction(user, statements):
+    """The common turn on PostgreSQL: three statements, no BEGIN or COMMIT (the guard for the
+    round trips it saves); the messages and the conversation's position are all written."""
+    _require_postgres()
+    from chat import turns
+
+    conversation = Conversation.objects.create(user=user, title="t", next_position=0)
+    statements.clear()
+    turn = turns.start_turn(
+        user_id=user.pk, text="Hello", conversation_id=conversation.id, client_message_id="m1"
+    )
+
+    assert list(statements) == ["SELECT", "SELECT", "WITH"]
+    stored = list(conversation.messages.order_by("position").values_list("id", "role", "status"))
+    assert stored == [
+        (turn.user_message_id, "user", "complete"),
+        (turn.reply_id, "assistant", "streaming"),
+    ]
+    conversation.refresh_from_db()
+    assert conversation.next_position == 2
