@@ -126,41 +126,54 @@ def _check_active(user_id: int) -> None:
         raise UserNotActive(found=active is not None)
 
 
-def _existing_conversation(
-    *, user_id, conversation_id, chat_id, first_message_id, lock=True
-) -> Conversation | None:
-    """The caller's conversation this turn continues, locked for the turn's writes (unless not
-    `lock`); None when the turn starts a new one. Only an active user's conversations are found:
-    for a user who is no longer active, none is, and the new conversation's path refuses them
-    (`_check_active`)."""
+def _conversation_match(*, conversation_id, chat_id, first_message_id) -> tuple[str, list] | None:
+    """How the conversation a turn continues is found (SQL over `c`, its parameters); None when
+    the turn starts a new one."""
     if conversation_id:
-        conversation = _conversation(
-            user_id, "c.id = %s", [sql.uuid_param(conversation_id)], lock=lock
-        )
-        if conversation is None:
-            _check_active(user_id)
-            raise NotFound("Conversation not found.")
-        return conversation
+        return "c.id = %s", [sql.uuid_param(conversation_id)]
     if chat_id:
         # useChat sends its own chat id: one of ours, or a client-made one we record.
         try:
             chat_uuid = sql.uuid_param(uuid.UUID(chat_id))
         except ValueError:
-            return _conversation(user_id, "c.client_chat_id = %s", [chat_id], lock=lock)
-        return _conversation(
-            user_id, "(c.id = %s OR c.client_chat_id = %s)", [chat_uuid, chat_id], lock=lock
-        )
+            return "c.client_chat_id = %s", [chat_id]
+        return "(c.id = %s OR c.client_chat_id = %s)", [chat_uuid, chat_id]
     if first_message_id:
         # A resend of the message that started a conversation.
-        return _conversation(
-            user_id, "c.client_first_message_id = %s", [first_message_id], lock=lock
-        )
+        return "c.client_first_message_id = %s", [first_message_id]
     return None
+
+
+def _not_found(user_id: int) -> NotFound:
+    """The conversation id the turn names is none of the user's (or the user is not active)."""
+    _check_active(user_id)
+    return NotFound("Conversation not found.")
+
+
+def _existing_conversation(
+    *, user_id, conversation_id, chat_id, first_message_id
+) -> Conversation | None:
+    """The caller's conversation this turn continues, locked for the turn's writes; None when the
+    turn starts a new one. Only an active user's conversations are found: for a user who is no
+    longer active, none is, and the new conversation's path refuses them (`_check_active`)."""
+    match = _conversation_match(
+        conversation_id=conversation_id, chat_id=chat_id, first_message_id=first_message_id
+    )
+    if match is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_conversation_sql(connection.vendor, match[0]), [user_id, *match[1]])
+        row = cursor.fetchone()
+    if row is None:
+        if conversation_id:
+            raise _not_found(user_id)
+        return None
+    return _conversation_of(user_id, row)
 
 
 # The continued turn's statements, in SQL (see core.sql for why) ---------------------------------
 @cache
-def _conversation_sql(vendor: str, match: str, lock: bool) -> str:
+def _conversation_sql(vendor: str, match: str, lock: bool = True) -> str:
     q = sql.quote
     lock = " FOR UPDATE OF c" if lock and connection.features.has_select_for_update_of else ""
     return (
@@ -171,12 +184,7 @@ def _conversation_sql(vendor: str, match: str, lock: bool) -> str:
     )
 
 
-def _conversation(user_id: int, match: str, params: list, *, lock: bool) -> Conversation | None:
-    with connection.cursor() as cursor:
-        cursor.execute(_conversation_sql(connection.vendor, match, lock), [user_id, *params])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+def _conversation_of(user_id: int, row) -> Conversation:
     return Conversation(
         id=sql.as_uuid(row[0]),
         user_id=user_id,
@@ -187,13 +195,47 @@ def _conversation(user_id: int, match: str, params: list, *, lock: bool) -> Conv
     )
 
 
+#: A stored message's columns a turn reads (`StoredMessage`), of the table aliased `m`.
+_MESSAGE_COLUMNS = (
+    "m.id, m.role, m.content, m.position, m.status, m.client_message_id,"
+    " CASE WHEN m.role = 'user' THEN m.parts END"
+)
+#: The messages a turn reads: the system messages and every message after the summary.
+_MESSAGES_WANTED = "(m.role = 'system' OR m.position >= {summarized_through})"
+
+
 @cache
 def _stored_messages_sql(vendor: str) -> str:
+    wanted = _MESSAGES_WANTED.format(summarized_through="%s")
     return (
-        "SELECT id, role, content, position, status, client_message_id,"
-        " CASE WHEN role = 'user' THEN parts END"
-        f" FROM {sql.quote(Message._meta.db_table)}"
-        " WHERE conversation_id = %s AND (role = 'system' OR position >= %s) ORDER BY position"
+        f"SELECT {_MESSAGE_COLUMNS} FROM {sql.quote(Message._meta.db_table)} m"
+        f" WHERE m.conversation_id = %s AND {wanted} ORDER BY m.position"
+    )
+
+
+@cache
+def _conversation_and_messages_sql(match: str) -> str:
+    """PostgreSQL: the conversation (not locked) and its messages a turn reads, in one
+    statement: a row per message, each with the conversation's columns first (one row of
+    NULL messages for a conversation without any)."""
+    wanted = _MESSAGES_WANTED.format(summarized_through="c.summarized_through")
+    return (
+        f"WITH c AS ({_conversation_sql('postgresql', match, lock=False)})"
+        f" SELECT c.*, {_MESSAGE_COLUMNS} FROM c"
+        f" LEFT JOIN {sql.quote(Message._meta.db_table)} m"
+        f" ON m.conversation_id = c.id AND {wanted} ORDER BY m.position"
+    )
+
+
+def _stored_message(id_, role, content, position, status, client_message_id, parts):
+    return StoredMessage(
+        sql.as_uuid(id_),
+        role,
+        content,
+        position,
+        status,
+        client_message_id,
+        orjson.loads(parts) if parts is not None else None,
     )
 
 
@@ -208,18 +250,21 @@ def stored_messages(conversation: Conversation) -> list[StoredMessage]:
             [sql.uuid_param(conversation.id), conversation.summarized_through],
         )
         rows = cursor.fetchall()
-    return [
-        StoredMessage(
-            sql.as_uuid(id_),
-            role,
-            content,
-            position,
-            status,
-            client_message_id,
-            orjson.loads(parts) if parts is not None else None,
-        )
-        for id_, role, content, position, status, client_message_id, parts in rows
-    ]
+    return [_stored_message(*row) for row in rows]
+
+
+def _conversation_with_messages(
+    user_id: int, match: str, params: list
+) -> tuple[Conversation | None, list[StoredMessage]]:
+    """PostgreSQL: the conversation a turn continues, not locked, and its messages
+    (`stored_messages`), in one round trip."""
+    with connection.cursor() as cursor:
+        cursor.execute(_conversation_and_messages_sql(match), [user_id, *params])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, []
+    stored = [_stored_message(*row[5:]) for row in rows if row[5] is not None]
+    return _conversation_of(user_id, rows[0]), stored
 
 
 def _start_conversation(
@@ -363,7 +408,7 @@ def start_turn(
     announced it: `chat.generation.starting`).
 
     The turn users send most, a new message without files in an existing conversation, takes
-    three statements on PostgreSQL and no transaction (`_continue_unlocked`); every other turn,
+    two statements on PostgreSQL and no transaction (`_continue_unlocked`); every other turn,
     and that one when another turn of the conversation got in its way, takes the locked path
     (`_start_turn_locked`)."""
     if (
@@ -401,25 +446,23 @@ def _continue_unlocked(
     *, user_id, text, conversation_id, chat_id, client_message_id, web_search, reply_id
 ) -> Turn | None:
     """A new message in an existing conversation, without a lock or a transaction: the
-    conversation and its messages read, then the two new messages and the conversation's new
-    position written in one statement (atomic by itself). None when this turn is not that one
-    (a new conversation, a resend, a reply still running: the locked path decides), or when
-    another turn of the conversation wrote between the read and the write: the database's
-    constraints refuse the write (one message per position, one streaming reply, one message per
-    client id), and the locked path reads again.
+    conversation and its messages read in one statement, then the two new messages and the
+    conversation's new position written in one statement (atomic by itself). None when this
+    turn is not that one (a new conversation, a resend, a reply still running: the locked path
+    decides), or when another turn of the conversation wrote between the read and the write:
+    the database's constraints refuse the write (one message per position, one streaming
+    reply, one message per client id), and the locked path reads again.
 
     Each round trip from a database thread of a busy server costs GIL hand-offs with the event
     loop, more than the statement itself: a transaction's BEGIN and COMMIT are two of them."""
-    conversation = _existing_conversation(
-        user_id=user_id,
-        conversation_id=conversation_id,
-        chat_id=chat_id,
-        first_message_id=None,
-        lock=False,
+    match = _conversation_match(
+        conversation_id=conversation_id, chat_id=chat_id, first_message_id=None
     )
+    conversation, stored = _conversation_with_messages(user_id, *match)
     if conversation is None:
+        if conversation_id:
+            raise _not_found(user_id)
         return None
-    stored = stored_messages(conversation)
     if any(m.status == Message.Status.STREAMING for m in stored):
         return None
     if client_message_id and _resent_message(conversation, stored, client_message_id):

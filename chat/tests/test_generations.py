@@ -437,10 +437,11 @@ def one_statement(*words: str) -> list[str]:
 
 def continued_start() -> list[str]:
     """What saves a new message in an existing conversation: the conversation (its user active),
-    its messages, then the two new messages and the conversation's position. PostgreSQL: three
-    statements and no transaction (the last is atomic by itself); SQLite: a transaction."""
+    its messages, then the two new messages and the conversation's position. PostgreSQL: two
+    statements (the conversation with its messages; the writes) and no transaction (each is
+    atomic by itself); SQLite: a transaction."""
     if connection.vendor == "postgresql":
-        return ["SELECT", "SELECT", "WITH"]
+        return ["WITH", "WITH"]
     return ["BEGIN", "SELECT", "SELECT", "INSERT", "UPDATE", "COMMIT"]
 
 
@@ -488,7 +489,7 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
     # the conversation; its messages (the resent one and its reply among them); the stored
     # reply's parts. Nothing written. (PostgreSQL: a resend is found by the unlocked read, and
     # handled on the locked path, which reads again.)
-    unlocked_read = ["SELECT", "SELECT"] if connection.vendor == "postgresql" else []
+    unlocked_read = ["WITH"] if connection.vendor == "postgresql" else []
     assert resend_of_first == [*unlocked_read, "BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
 
 
@@ -680,24 +681,22 @@ def test_a_turn_another_turn_got_ahead_of_is_decided_again_under_the_lock(user, 
     one streaming reply) and the turn is decided again on the locked path, which finds the
     other turn's reply running: a 409, and nothing of this turn stored."""
     _require_postgres()
+    from chat import turns
     from core.errors import Conflict
 
-    from chat import turns
-
     conversation = Conversation.objects.create(user=user, title="t", next_position=0)
-    read = turns.stored_messages
+    write = turns._reply_turn
     other: list[turns.Turn] = []
 
-    def read_then_another_turn_writes(conversation):
-        rows = read(conversation)
-        if not other:  # the other turn's own read comes through here too
+    def another_turn_writes_first(*args, **kwargs):
+        if not other:  # the other turn's own write comes through here too
             other.append(None)
             other[0] = turns.start_turn(
                 user_id=user.pk, text="Other", conversation_id=conversation.id
             )
-        return rows
+        return write(*args, **kwargs)
 
-    monkeypatch.setattr(turns, "stored_messages", read_then_another_turn_writes)
+    monkeypatch.setattr(turns, "_reply_turn", another_turn_writes_first)
     with pytest.raises(Conflict) as refused:
         turns.start_turn(user_id=user.pk, text="Mine", conversation_id=conversation.id)
 
@@ -710,7 +709,7 @@ def test_a_turn_another_turn_got_ahead_of_is_decided_again_under_the_lock(user, 
 
 
 def test_a_new_message_in_a_conversation_is_saved_without_a_transaction(user, statements):
-    """The common turn on PostgreSQL: three statements, no BEGIN or COMMIT (the guard for the
+    """The common turn on PostgreSQL: two statements, no BEGIN or COMMIT (the guard for the
     round trips it saves); the messages and the conversation's position are all written."""
     _require_postgres()
     from chat import turns
@@ -721,7 +720,7 @@ def test_a_new_message_in_a_conversation_is_saved_without_a_transaction(user, st
         user_id=user.pk, text="Hello", conversation_id=conversation.id, client_message_id="m1"
     )
 
-    assert list(statements) == ["SELECT", "SELECT", "WITH"]
+    assert list(statements) == ["WITH", "WITH"]
     stored = list(conversation.messages.order_by("position").values_list("id", "role", "status"))
     assert stored == [
         (turn.user_message_id, "user", "complete"),
