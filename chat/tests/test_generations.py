@@ -728,3 +728,57 @@ def test_a_new_message_in_a_conversation_is_saved_without_a_transaction(user, st
     ]
     conversation.refresh_from_db()
     assert conversation.next_position == 2
+
+
+def test_what_starting_a_continued_turn_builds_grows_with_the_history_text_only(user):
+    """The guard on what a turn builds: starting a continued turn makes the same model instances
+    whatever the history's length (the conversation and the two new messages: no instance per
+    stored message), and the memory it takes at its peak grows by at most three bytes per byte
+    of the history's text (2.2-2.3 measured: the rows as read, and the history sharing their
+    strings). Reading the assistants' parts (reasoning, sources) or building a model instance
+    per message would pass that."""
+    import collections
+    import tracemalloc
+
+    from django.db.models.signals import pre_init
+
+    from chat import turns
+
+    from .histories import seed_conversations
+
+    built: collections.Counter = collections.Counter()
+
+    def count(sender, **kwargs):
+        built[sender.__name__] += 1
+
+    def start(conversation_id: str, messages: int) -> tuple[int, int, dict]:
+        """(history text bytes, peak bytes allocated, model instances built) of one turn's start,
+        after one turn to warm the statements' caches."""
+        turns.start_turn(user_id=user.pk, text="warm", conversation_id=conversation_id)
+        Message.objects.filter(conversation_id=conversation_id, position__gte=messages).delete()
+        Conversation.objects.filter(id=conversation_id).update(next_position=messages)
+        text = sum(
+            len(content)
+            for content in Message.objects.filter(conversation_id=conversation_id).values_list(
+                "content", flat=True
+            )
+        )
+        built.clear()
+        pre_init.connect(count, weak=False)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            turns.start_turn(user_id=user.pk, text="Next", conversation_id=conversation_id)
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+            pre_init.disconnect(count)
+        return text, peak, dict(built)
+
+    [[short]], [[long]] = seed_conversations([user], 1, 4), seed_conversations([user], 1, 80)
+    short_text, short_peak, short_built = start(short, 4)
+    long_text, long_peak, long_built = start(long, 80)
+
+    assert short_built == long_built == {"Conversation": 1, "Message": 2}
+    assert long_text - short_text > 50_000
+    assert long_peak - short_peak <= 3 * (long_text - short_text)
