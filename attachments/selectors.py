@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from uuid import UUID
 
@@ -156,6 +156,7 @@ class RecentFiles:
 recent_files = RecentFiles()
 
 
+#: An attachment as a turn reads it to send its file (`read_file_parts`): these columns.
 _FILE_COLUMNS = ("id", "media_type", "filename", "file", "size")
 
 
@@ -169,6 +170,27 @@ def _file_rows_sql(vendor: str) -> str:
     return (
         f"SELECT {columns} FROM {sql.quote(Attachment._meta.db_table)}"
         f" WHERE {sql.quote(field('id').column)} {match}"
+    )
+
+
+_UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+@cache
+def file_rows_of_parts_sql(parts: str) -> str:
+    """PostgreSQL: a scalar subquery, for a statement that reads messages, giving the rows
+    (`_FILE_COLUMNS`) of the attachments that the `file` parts of the jsonb column `parts` name,
+    as a JSON array (NULL when there are none): `read_file_parts(orjson.loads(value))` reads
+    their files. A turn reads its history's attachments with its history that way, instead of in
+    a query of their own (`file_parts`). An `attachmentId` that is not a UUID names nothing."""
+    field = Attachment._meta.get_field
+    columns = ", ".join(f"a.{sql.quote(field(name).column)}" for name in _FILE_COLUMNS)
+    return (
+        f"(SELECT jsonb_agg(jsonb_build_array({columns}))"
+        f" FROM {sql.quote(Attachment._meta.db_table)} a"
+        f" WHERE a.{sql.quote(field('id').column)} IN (SELECT (e->>'attachmentId')::uuid"
+        f" FROM jsonb_array_elements(CASE WHEN jsonb_typeof({parts}) = 'array' THEN {parts} END) e"
+        f" WHERE e->>'type' = 'file' AND e->>'attachmentId' ~ '{_UUID_PATTERN}'))"
     )
 
 
@@ -196,6 +218,12 @@ def file_parts(*, ids: Iterable[UUID | str]) -> dict[str, FilePart]:
             [wanted if vendor == "postgresql" else orjson.dumps(wanted).decode()],
         )
         rows = cursor.fetchall()
+    return read_file_parts(rows)
+
+
+def read_file_parts(rows: Iterable[Sequence]) -> dict[str, FilePart]:
+    """The files of these attachment rows (`_FILE_COLUMNS`), read from the storage, keyed by
+    `str(attachment id)`, and kept in `recent_files`; a file the storage lost is left out."""
     storage = Attachment._meta.get_field("file").storage
     parts = {}
     for pk, media_type, filename, name, size in rows:

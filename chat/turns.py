@@ -22,7 +22,12 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.authentication import UserNotActive
-from attachments.selectors import file_parts, recent_files
+from attachments.selectors import (
+    file_parts,
+    file_rows_of_parts_sql,
+    read_file_parts,
+    recent_files,
+)
 from attachments.services import attachment_from_part
 from core import sql
 from core.errors import Conflict, NotFound, ServiceError
@@ -62,18 +67,26 @@ class Turn:
     wants_title: bool = False
     #: The history's files read in the turn's database burst (`with_history_files`), by id.
     files: dict = field(default_factory=dict)
+    #: The history's attachments, read with its messages (PostgreSQL's unlocked path): their
+    #: rows (`attachments.selectors.read_file_parts`); None when not read.
+    attachments: tuple | None = None
 
 
 def with_history_files(turn: Turn) -> Turn:
     """`turn` with its history's files that this process's recent files lack, read now: called
     in the turn's database burst, after its commit, so that the generation needs no burst of its
-    own for them (a thread hop, a connection taken and given back)."""
+    own for them (a thread hop, a connection taken and given back). When the turn read its
+    history's attachments with its messages, only their files are read (no query)."""
     if turn.kind is not TurnKind.GENERATE or not turn.history.file_ids:
         return turn
     _found, missing = recent_files.get_many(turn.history.file_ids)
     if not missing:
         return turn
-    return dataclasses.replace(turn, files=file_parts(ids=missing))
+    if turn.attachments is None:
+        return dataclasses.replace(turn, files=file_parts(ids=missing))
+    wanted = set(missing)
+    rows = [row for row in turn.attachments if row[0] in wanted]
+    return dataclasses.replace(turn, files=read_file_parts(rows))
 
 
 def title_from(text: str) -> str:
@@ -217,11 +230,13 @@ def _stored_messages_sql(vendor: str) -> str:
 def _conversation_and_messages_sql(match: str) -> str:
     """PostgreSQL: the conversation (not locked) and its messages a turn reads, in one
     statement: a row per message, each with the conversation's columns first (one row of
-    NULL messages for a conversation without any)."""
+    NULL messages for a conversation without any), and last, for a user message with files,
+    their attachments' rows."""
     wanted = _MESSAGES_WANTED.format(summarized_through="c.summarized_through")
+    files = file_rows_of_parts_sql("m.parts")
     return (
         f"WITH c AS ({_conversation_sql('postgresql', match, lock=False)})"
-        f" SELECT c.*, {_MESSAGE_COLUMNS} FROM c"
+        f" SELECT c.*, {_MESSAGE_COLUMNS}, CASE WHEN m.role = 'user' THEN {files} END FROM c"
         f" LEFT JOIN {sql.quote(Message._meta.db_table)} m"
         f" ON m.conversation_id = c.id AND {wanted} ORDER BY m.position"
     )
@@ -255,16 +270,19 @@ def stored_messages(conversation: Conversation) -> list[StoredMessage]:
 
 def _conversation_with_messages(
     user_id: int, match: str, params: list
-) -> tuple[Conversation | None, list[StoredMessage]]:
-    """PostgreSQL: the conversation a turn continues, not locked, and its messages
-    (`stored_messages`), in one round trip."""
+) -> tuple[Conversation | None, list[StoredMessage], tuple]:
+    """PostgreSQL: the conversation a turn continues, not locked, its messages
+    (`stored_messages`) and their files' attachment rows, in one round trip."""
     with connection.cursor() as cursor:
         cursor.execute(_conversation_and_messages_sql(match), [user_id, *params])
         rows = cursor.fetchall()
     if not rows:
-        return None, []
-    stored = [_stored_message(*row[5:]) for row in rows if row[5] is not None]
-    return _conversation_of(user_id, rows[0]), stored
+        return None, [], ()
+    stored = [_stored_message(*row[5:12]) for row in rows if row[5] is not None]
+    attachments = tuple(
+        tuple(attachment) for row in rows if row[12] for attachment in orjson.loads(row[12])
+    )
+    return _conversation_of(user_id, rows[0]), stored, attachments
 
 
 def _start_conversation(
@@ -458,7 +476,7 @@ def _continue_unlocked(
     match = _conversation_match(
         conversation_id=conversation_id, chat_id=chat_id, first_message_id=None
     )
-    conversation, stored = _conversation_with_messages(user_id, *match)
+    conversation, stored, attachments = _conversation_with_messages(user_id, *match)
     if conversation is None:
         if conversation_id:
             raise _not_found(user_id)
@@ -469,7 +487,7 @@ def _continue_unlocked(
         return None
     user_message = _new_user_message(conversation, stored, text, [], client_message_id)
     try:
-        return _reply_turn(
+        turn = _reply_turn(
             conversation,
             stored,
             [user_message],
@@ -480,6 +498,7 @@ def _continue_unlocked(
         )
     except IntegrityError:
         return None
+    return dataclasses.replace(turn, attachments=attachments)
 
 
 def _new_user_message(

@@ -521,10 +521,12 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
             "run_db(StreamingAPIView.run_db.<locals>.throttled)",
             "run_db(save_reply)",
         ], name
-    # ... and one for the history's files (both carry one image, read once).
+    # ... and the history's files (both carry one image, read once): PostgreSQL reads their
+    # attachments with the history, SQLite with one more statement.
+    files = [] if connection.vendor == "postgresql" else ["SELECT"]
     assert seen["short"][0] == [
         *continued_start(),
-        "SELECT",
+        *files,
         *one_statement("UPDATE", "INSERT"),
     ]
     assert seen["long"] == seen["short"]
@@ -782,3 +784,41 @@ def test_what_starting_a_continued_turn_builds_grows_with_the_history_text_only(
     assert short_built == long_built == {"Conversation": 1, "Message": 2}
     assert long_text - short_text > 50_000
     assert long_peak - short_peak <= 3 * (long_text - short_text)
+
+
+def test_a_history_read_with_its_attachments_sends_the_files_that_exist(user, statements):
+    """PostgreSQL reads a continued turn's history attachments with its messages: files whose
+    attachment is gone, or whose id is not one, are left out (as when they are read by id), and
+    the rest are read from the storage with no statement of their own."""
+    _require_postgres()
+    from attachments.selectors import recent_files
+    from attachments.services import create_attachment
+    from attachments.tests import files
+    from chat import turns
+
+    kept = create_attachment(user=user, data=files.png(), media_type="image/png")
+    gone = create_attachment(user=user, data=files.pdf(), media_type="application/pdf")
+    gone_id = str(gone.id)
+    gone.delete()
+    conversation = Conversation.objects.create(user=user, title="t", next_position=2)
+    file = {"type": "file", "mediaType": "image/png", "size": 1}
+    parts = [
+        file | {"attachmentId": "not-a-uuid"},
+        file | {"attachmentId": gone_id},
+        file | {"attachmentId": str(kept.id)},
+        {"type": "text", "text": "Look"},
+    ]
+    Message.objects.create(
+        conversation=conversation, position=0, role="user", content="Look", parts=parts
+    )
+    Message.objects.create(conversation=conversation, position=1, role="assistant", content="Seen")
+    recent_files.clear()
+    statements.clear()
+
+    turn = turns.with_history_files(
+        turns.start_turn(user_id=user.pk, text="And?", conversation_id=conversation.id)
+    )
+
+    assert list(statements) == ["WITH", "WITH"]
+    assert set(turn.history.file_ids) == {"not-a-uuid", gone_id, str(kept.id)}
+    assert {key: part.data for key, part in turn.files.items()} == {str(kept.id): files.png()}
