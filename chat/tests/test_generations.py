@@ -157,6 +157,39 @@ async def test_eight_simultaneous_resends_make_one_reply_one_call_one_bill(
     assert await UsageRecord.objects.filter(endpoint="chat:title").acount() == 1
 
 
+async def test_eight_simultaneous_new_messages_make_one_turn_and_seven_409s(
+    client, auth_header, user, gemini_standin
+):
+    """Different messages sent at once to one conversation (each continued without a lock on
+    PostgreSQL): one is saved and answered, the others are refused with 409 while its reply
+    runs, and nothing of theirs is stored."""
+    _require_postgres()
+    conversation = await Conversation.objects.acreate(user=user, title="t")
+    gate = threading.Event()
+    gemini_standin.enqueue(text_stream(["One ", "reply"], gate=gate))
+
+    async def send(i):
+        body = {"message": f"Message {i}", "conversation_id": str(conversation.id)}
+        return await post(client, auth_header, body)
+
+    tasks = [asyncio.ensure_future(send(i)) for i in range(8)]
+    assert await gemini_standin.wait_for(lambda: len(gemini_standin.requests) >= 1)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 7
+    for response in responses:
+        if response.status_code == 409:
+            assert json.loads(response.content)["error"]["code"] == "generation_in_progress"
+    [answered] = [r for r in responses if r.status_code == 200]
+    assert deltas(parse_sse(await read_body(answered))) == "One reply"
+    stored = [(m.role, m.position) async for m in Message.objects.order_by("position")]
+    assert stored == [("user", 0), ("assistant", 1)]
+    await conversation.arefresh_from_db()
+    assert conversation.next_position == 2
+    assert [r.model for r in gemini_standin.requests] == REPLY_AND_TITLE  # the reply, its title
+
+
 async def test_a_resend_between_the_save_and_the_generation_start_joins_it(
     client, auth_header, gemini_standin, monkeypatch
 ):
