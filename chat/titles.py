@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from contextlib import nullcontext
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from pydantic import BaseModel, Field
 
+from core import sql
 from core.db import run_db
 from llm import Usage, get_provider, model_for
-from usage.services import save_usage
+from usage.services import usage_record
 
 from .models import Conversation
 from .turns import TITLE_MAX_CHARS, Turn
@@ -84,13 +86,20 @@ def save_title(
     *, conversation_id: uuid.UUID, user_id: int, title: str, model: str, usage: Usage
 ) -> bool:
     """Store the title (if any) unless the user titled the conversation meanwhile (or another
-    reply's title came first), and account the call's tokens either way. Whether it was stored."""
-    with transaction.atomic():
-        stored = bool(title) and Conversation.objects.filter(
-            id=conversation_id, title_source=Conversation.TitleSource.MESSAGE
-        ).update(title=title, title_source=Conversation.TitleSource.MODEL)
-        save_usage(user_id=user_id, endpoint="chat:title", model=model, usage=usage)
-    return bool(stored)
+    reply's title came first), and account the call's tokens either way. Whether it was stored.
+    On PostgreSQL one statement, atomic by itself (`core.sql.insert_then_update`)."""
+    record = usage_record(user_id=user_id, endpoint="chat:title", model=model, usage=usage)
+    if not title:
+        if record is not None:
+            sql.insert([record])
+        return False
+    values = {"title": title, "title_source": Conversation.TitleSource.MODEL}
+    where = "id = %s AND title_source = %s"
+    params = [sql.uuid_param(conversation_id), Conversation.TitleSource.MESSAGE]
+    if record is None:
+        return bool(sql.update(Conversation, values, where, params))
+    with nullcontext() if connection.vendor == "postgresql" else transaction.atomic():
+        return bool(sql.insert_then_update([record], Conversation, values, where, params))
 
 
 async def maybe_title(turn: Turn) -> str | None:
