@@ -285,12 +285,9 @@ def _conversation_with_messages(
     return _conversation_of(user_id, rows[0]), stored, attachments
 
 
-def _start_conversation(
-    *, user_id, text, files, chat_id, client_message_id, web_search, reply_id=None
-) -> Turn | None:
-    """A new conversation holding the user's message and the empty reply: two INSERTs, and no
-    history to read back. None when the same conversation (same chat id, or same first message)
-    was created concurrently: the caller then continues that one."""
+def _new_conversation(*, user_id, text, chat_id, client_message_id, reply_id):
+    """A new conversation, its first user message and its empty reply (not saved yet), and the
+    model that will write the reply."""
     model = model_for("chat")
     conversation = Conversation(
         user_id=user_id,
@@ -314,17 +311,10 @@ def _start_conversation(
         status=Message.Status.STREAMING,
         model=model,
     )
-    unique = chat_id or client_message_id
-    try:
-        with transaction.atomic() if unique else nullcontext():
-            files = store_files(user_id=user_id, files=files)
-            user_message.parts = user_parts(text, files)
-            sql.insert([conversation])
-            sql.insert([user_message, reply])
-    except IntegrityError:
-        if not unique:
-            raise
-        return None
+    return conversation, user_message, reply, model
+
+
+def _first_turn(user_id, conversation, user_message, reply, model, text, files, web_search):
     return Turn(
         kind=TurnKind.GENERATE,
         user_id=user_id,
@@ -336,6 +326,65 @@ def _start_conversation(
         web_search=web_search,
         wants_title=True,
     )
+
+
+def _start_conversation(
+    *, user_id, text, files, chat_id, client_message_id, web_search, reply_id=None
+) -> Turn | None:
+    """A new conversation holding the user's message and the empty reply: two INSERTs, and no
+    history to read back. None when the same conversation (same chat id, or same first message)
+    was created concurrently: the caller then continues that one."""
+    conversation, user_message, reply, model = _new_conversation(
+        user_id=user_id,
+        text=text,
+        chat_id=chat_id,
+        client_message_id=client_message_id,
+        reply_id=reply_id,
+    )
+    unique = chat_id or client_message_id
+    try:
+        with transaction.atomic() if unique else nullcontext():
+            files = store_files(user_id=user_id, files=files)
+            user_message.parts = user_parts(text, files)
+            sql.insert([conversation])
+            sql.insert([user_message, reply])
+    except IntegrityError:
+        if not unique:
+            raise
+        return None
+    return _first_turn(user_id, conversation, user_message, reply, model, text, files, web_search)
+
+
+@cache
+def _user_active_sql(vendor: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM {sql.quote(User._meta.db_table)}"
+        f" WHERE {sql.quote(User._meta.pk.column)} = %s AND is_active)"
+    )
+
+
+def _start_unlocked(*, user_id, text, chat_id, client_message_id, web_search, reply_id):
+    """PostgreSQL: a new conversation, its user's message and the empty reply, in one statement
+    without a transaction, which inserts nothing unless the user is active. None when it did
+    not (the locked path refuses the user), or when the database refused it (the same chat id or
+    first message, saved meanwhile or before: a resend): the locked path decides."""
+    conversation, user_message, reply, model = _new_conversation(
+        user_id=user_id,
+        text=text,
+        chat_id=chat_id,
+        client_message_id=client_message_id,
+        reply_id=reply_id,
+    )
+    user_message.parts = user_parts(text, [])
+    try:
+        inserted = sql.insert_if(
+            [conversation, user_message, reply], _user_active_sql(connection.vendor), [user_id]
+        )
+    except IntegrityError:
+        return None
+    if not inserted:
+        return None
+    return _first_turn(user_id, conversation, user_message, reply, model, text, [], web_search)
 
 
 def _in_progress(reply_id: uuid.UUID) -> Conflict:
@@ -425,26 +474,28 @@ def start_turn(
     message is (not for a resend). `reply_id`, when given, is the new reply's id (the caller
     announced it: `chat.generation.starting`).
 
-    The turn users send most, a new message without files in an existing conversation, takes
-    two statements on PostgreSQL and no transaction (`_continue_unlocked`); every other turn,
-    and that one when another turn of the conversation got in its way, takes the locked path
-    (`_start_turn_locked`)."""
+    On PostgreSQL a message without files takes no lock and no transaction: in an existing
+    conversation two statements (`_continue_unlocked`), in a new one one (`_start_unlocked`).
+    Every other turn (a resend, a regenerate, files, SQLite), and those when another turn got
+    in their way, takes the locked path (`_start_turn_locked`)."""
     if (
         not files
         and not regenerate
-        and (conversation_id or chat_id)
         and connection.vendor == "postgresql"
         and not connection.in_atomic_block
     ):
-        turn = _continue_unlocked(
+        unlocked = dict(
             user_id=user_id,
             text=text,
-            conversation_id=conversation_id,
             chat_id=chat_id,
             client_message_id=client_message_id,
             web_search=web_search,
             reply_id=reply_id,
         )
+        if conversation_id or chat_id:
+            turn = _continue_unlocked(conversation_id=conversation_id, **unlocked)
+        else:
+            turn = _start_unlocked(**unlocked)
         if turn is not None:
             return turn
     return _start_turn_locked(
@@ -480,7 +531,14 @@ def _continue_unlocked(
     if conversation is None:
         if conversation_id:
             raise _not_found(user_id)
-        return None
+        return _start_unlocked(  # useChat's first message: a chat id not seen yet
+            user_id=user_id,
+            text=text,
+            chat_id=chat_id,
+            client_message_id=client_message_id,
+            web_search=web_search,
+            reply_id=reply_id,
+        )
     if any(m.status == Message.Status.STREAMING for m in stored):
         return None
     if client_message_id and _resent_message(conversation, stored, client_message_id):

@@ -141,3 +141,26 @@ def insert_then_update(
             ],
         )
         return cursor.rowcount
+
+
+def insert_if(objects: Sequence[Model], where: str, params: Sequence) -> bool:
+    """PostgreSQL: INSERT `objects` (a row each, in order, as `insert` stores them; a row may
+    refer to an earlier one) in one statement, and only if `where` holds (a condition on no
+    table, `%s` for `params`): whether they were inserted. All or none: the statement is atomic
+    by itself."""
+    first, *rest = objects
+    first_sql, first_fields = _insert_sql(type(first), "postgresql", 1, select=True)
+    params = [*_insert_params([first], first_fields), *params]
+    if not rest:
+        statement = f"{first_sql} WHERE {where}"
+    else:
+        inserts = [f"WITH i0 AS ({first_sql} WHERE {where} RETURNING 1)"]
+        for n, obj in enumerate(rest, 1):
+            obj_sql, obj_fields = _insert_sql(type(obj), "postgresql", 1, select=True)
+            params += _insert_params([obj], obj_fields)
+            last = n == len(rest)
+            inserts.append(f" {obj_sql} FROM i0" if last else f", i{n} AS ({obj_sql} FROM i0)")
+        statement = "".join(inserts)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount > 0

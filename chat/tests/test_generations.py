@@ -166,14 +166,21 @@ async def test_eight_simultaneous_new_messages_make_one_turn_and_seven_409s(
     _require_postgres()
     conversation = await Conversation.objects.acreate(user=user, title="t")
     gate = threading.Event()
-    gemini_standin.enqueue(text_stream(["One ", "reply"], gate=gate))
+    # Every model call is held until the gate opens: a second generation could not finish early.
+    gated = [text_stream(["One ", "reply"], gate=gate) for _ in range(8)]
+    gemini_standin.enqueue_for(REPLY_AND_TITLE[0], *gated)
 
     async def send(i):
         body = {"message": f"Message {i}", "conversation_id": str(conversation.id)}
         return await post(client, auth_header, body)
 
     tasks = [asyncio.ensure_future(send(i)) for i in range(8)]
-    assert await gemini_standin.wait_for(lambda: len(gemini_standin.requests) >= 1)
+    # The reply is held until the seven others are answered (a message sent after it completed
+    # would rightly be answered too); two generations would both wait here.
+    pending = set(tasks)
+    while len(pending) > 1:
+        done, pending = await asyncio.wait(pending, timeout=30, return_when="FIRST_COMPLETED")
+        assert done, "no answer within 30 s"
     gate.set()
     responses = await asyncio.gather(*tasks)
 
@@ -498,24 +505,25 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
     resend_of_first = list(statements)
 
     reply_and_usage = one_statement("UPDATE", "INSERT")
-    # in one transaction: the conversation by first-message key; the user check; SAVEPOINT,
-    # INSERT conversation, INSERT both messages, RELEASE; then the reply and its usage; then the
-    # title and its usage.
-    assert new_conversation == [
-        "BEGIN",
-        "SELECT",
-        "SELECT",
-        "SAVEPOINT",
-        "INSERT",
-        "INSERT",
-        "RELEASE",
-        "COMMIT",
-        *reply_and_usage,
-        "BEGIN",
-        "UPDATE",
-        "INSERT",
-        "COMMIT",
-    ]
+    title_and_usage = (
+        ["WITH"]
+        if connection.vendor == "postgresql"
+        else [
+            "BEGIN",
+            "INSERT",
+            "UPDATE",
+            "COMMIT",
+        ]
+    )
+    if connection.vendor == "postgresql":
+        # the conversation and both messages, if the user is active: one statement; then the
+        # reply and its usage; then the title and its usage.
+        start = ["WITH"]
+    else:
+        # in one transaction: the conversation by first-message key; the user check;
+        # SAVEPOINT, INSERT conversation, INSERT both messages, RELEASE.
+        start = ["BEGIN", "SELECT", "SELECT", "SAVEPOINT", "INSERT", "INSERT", "RELEASE", "COMMIT"]
+    assert new_conversation == [*start, *reply_and_usage, *title_and_usage]
     # the conversation (its user active); its messages (history, running or resent message);
     # the two new messages and the conversation's position; then the reply and its usage.
     assert continued == [*continued_start(), *reply_and_usage]
