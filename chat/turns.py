@@ -516,11 +516,12 @@ def _continue_unlocked(
 ) -> Turn | None:
     """A new message in an existing conversation, without a lock or a transaction: the
     conversation and its messages read in one statement, then the two new messages and the
-    conversation's new position written in one statement (atomic by itself). None when this
-    turn is not that one (a new conversation, a resend, a reply still running: the locked path
-    decides), or when another turn of the conversation wrote between the read and the write:
-    the database's constraints refuse the write (one message per position, one streaming
-    reply, one message per client id), and the locked path reads again.
+    conversation's new position written in one statement (atomic by itself); a chat id not seen
+    yet starts its conversation (`_start_unlocked`). None when this turn is not that one (a
+    resend, a reply still running: the locked path decides), or when another turn of the
+    conversation wrote between the read and the write: the database's constraints refuse the
+    write (one message per position, one streaming reply, one message per client id), and the
+    locked path reads again.
 
     Each round trip from a database thread of a busy server costs GIL hand-offs with the event
     loop, more than the statement itself: a transaction's BEGIN and COMMIT are two of them."""
