@@ -863,3 +863,23 @@ def test_a_history_read_with_its_attachments_sends_the_files_that_exist(user, st
     assert list(statements) == ["WITH", "WITH"]
     assert set(turn.history.file_ids) == {"not-a-uuid", gone_id, str(kept.id)}
     assert {key: part.data for key, part in turn.files.items()} == {str(kept.id): files.png()}
+
+
+def test_use_chats_first_message_is_saved_in_two_statements(user, statements):
+    """useChat's first message names a chat id not seen yet: the unlocked read finds nothing,
+    and one statement saves the conversation (with the chat id) and both messages. Its resend
+    finds the conversation and takes the locked path (a resend), storing nothing more."""
+    _require_postgres()
+    from chat import turns
+
+    statements.clear()
+    turn = turns.start_turn(user_id=user.pk, text="Hi", chat_id="chat-1", client_message_id="m1")
+
+    assert list(statements) == ["WITH", "WITH"]
+    conversation = Conversation.objects.get()
+    assert (conversation.id, conversation.client_chat_id) == (turn.conversation_id, "chat-1")
+    assert conversation.messages.count() == 2
+
+    resent = turns.start_turn(user_id=user.pk, text="Hi", chat_id="chat-1", client_message_id="m1")
+    assert (resent.kind, resent.reply_id) == (turns.TurnKind.RUNNING, turn.reply_id)
+    assert conversation.messages.count() == 2
