@@ -517,11 +517,12 @@ def _continue_unlocked(
     """A new message in an existing conversation, without a lock or a transaction: the
     conversation and its messages read in one statement, then the two new messages and the
     conversation's new position written in one statement (atomic by itself); a chat id not seen
-    yet starts its conversation (`_start_unlocked`). None when this turn is not that one (a
-    resend, a reply still running: the locked path decides), or when another turn of the
-    conversation wrote between the read and the write: the database's constraints refuse the
-    write (one message per position, one streaming reply, one message per client id), and the
-    locked path reads again.
+    yet starts its conversation (`_start_unlocked`), and a resend is answered with its stored
+    reply or joins its running generation (nothing written). None when the locked path must
+    decide (a reply still running, a resend whose reply must be written again), or when another
+    turn of the conversation wrote between the read and the write: the database's constraints
+    refuse the write (one message per position, one streaming reply, one message per client
+    id), and the locked path reads again.
 
     Each round trip from a database thread of a busy server costs GIL hand-offs with the event
     loop, more than the statement itself: a transaction's BEGIN and COMMIT are two of them."""
@@ -540,9 +541,23 @@ def _continue_unlocked(
             web_search=web_search,
             reply_id=reply_id,
         )
-    if any(m.status == Message.Status.STREAMING for m in stored):
-        return None
-    if client_message_id and _resent_message(conversation, stored, client_message_id):
+    running = next((m for m in stored if m.status == Message.Status.STREAMING), None)
+    resent = _resent_message(conversation, stored, client_message_id) if client_message_id else None
+    if resent is not None:
+        # Its stored reply or its running generation need no lock: they are only read. A reply to
+        # write (the first one failed), or one deleted meanwhile, is the locked path's.
+        try:
+            return _resend(
+                stored,
+                resent,
+                running,
+                user_id=user_id,
+                conversation_id=conversation.id,
+                user_message_id=resent.id,
+            )
+        except Message.DoesNotExist:
+            return None
+    if running is not None:
         return None
     user_message = _new_user_message(conversation, stored, text, [], client_message_id)
     try:

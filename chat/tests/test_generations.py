@@ -528,10 +528,11 @@ async def test_statements_per_turn(client, auth_header, user, gemini_standin, st
     # the two new messages and the conversation's position; then the reply and its usage.
     assert continued == [*continued_start(), *reply_and_usage]
     # the conversation; its messages (the resent one and its reply among them); the stored
-    # reply's parts. Nothing written. (PostgreSQL: a resend is found by the unlocked read, and
-    # handled on the locked path, which reads again.)
-    unlocked_read = ["WITH"] if connection.vendor == "postgresql" else []
-    assert resend_of_first == [*unlocked_read, "BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
+    # reply's parts. Nothing written, and on PostgreSQL nothing locked.
+    if connection.vendor == "postgresql":
+        assert resend_of_first == ["WITH", "SELECT"]
+    else:
+        assert resend_of_first == ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
 
 
 async def test_statements_per_continued_turn_do_not_grow_with_the_history(
@@ -883,3 +884,37 @@ def test_use_chats_first_message_is_saved_in_two_statements(user, statements):
     resent = turns.start_turn(user_id=user.pk, text="Hi", chat_id="chat-1", client_message_id="m1")
     assert (resent.kind, resent.reply_id) == (turns.TurnKind.RUNNING, turn.reply_id)
     assert conversation.messages.count() == 2
+
+
+def test_a_resend_whose_reply_is_deleted_meanwhile_gets_a_new_reply(user, monkeypatch):
+    """PostgreSQL answers a resend from its unlocked read: when its stored reply is deleted
+    between that read and reading the reply (a regenerate), the locked path decides again and
+    writes the missing reply."""
+    _require_postgres()
+    from chat import turns
+
+    conversation = Conversation.objects.create(user=user, title="t", next_position=0)
+    first = turns.start_turn(
+        user_id=user.pk, text="Hello", conversation_id=conversation.id, client_message_id="m1"
+    )
+    Message.objects.filter(id=first.reply_id).update(status="complete", content="Hi")
+    resend = turns._resend
+    deleted: list[bool] = []
+
+    def reply_deleted_first(*args, **kwargs):
+        if not deleted:
+            deleted.append(Message.objects.filter(id=first.reply_id).delete()[0] == 1)
+        return resend(*args, **kwargs)
+
+    monkeypatch.setattr(turns, "_resend", reply_deleted_first)
+    again = turns.start_turn(
+        user_id=user.pk, text="Hello", conversation_id=conversation.id, client_message_id="m1"
+    )
+
+    assert deleted == [True]
+    assert (again.kind, again.user_message_id) == (turns.TurnKind.GENERATE, first.user_message_id)
+    stored = list(conversation.messages.order_by("position").values_list("id", "role", "status"))
+    assert stored == [
+        (first.user_message_id, "user", "complete"),
+        (again.reply_id, "assistant", "streaming"),
+    ]
