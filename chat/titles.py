@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from contextlib import nullcontext
 
 from django.conf import settings
-from django.db import connection, transaction
 from pydantic import BaseModel, Field
 
 from core import sql
@@ -98,8 +96,7 @@ def save_title(
     params = [sql.uuid_param(conversation_id), Conversation.TitleSource.MESSAGE]
     if record is None:
         return bool(sql.update(Conversation, values, where, params))
-    with nullcontext() if connection.vendor == "postgresql" else transaction.atomic():
-        return bool(sql.insert_then_update([record], Conversation, values, where, params))
+    return bool(sql.insert_then_update([record], Conversation, values, where, params))
 
 
 async def maybe_title(turn: Turn) -> str | None:

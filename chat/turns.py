@@ -285,9 +285,23 @@ def _conversation_with_messages(
     return _conversation_of(user_id, rows[0]), stored, attachments
 
 
-def _new_conversation(*, user_id, text, chat_id, client_message_id, reply_id):
-    """A new conversation, its first user message and its empty reply (not saved yet), and the
-    model that will write the reply."""
+@cache
+def _user_active_sql(vendor: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM {sql.quote(User._meta.db_table)}"
+        f" WHERE {sql.quote(User._meta.pk.column)} = %s AND is_active)"
+    )
+
+
+def _start_conversation(
+    *, user_id, text, files, chat_id, client_message_id, web_search, reply_id=None, locked=True
+) -> Turn | None:
+    """A new conversation holding the user's message and the empty reply, and no history to
+    read back. `locked` (in the locked path's transaction): its files stored, then two INSERTs.
+    Not `locked` (PostgreSQL, no files, no transaction): one statement, which inserts nothing
+    unless the user is active. None when it was not inserted: the same conversation (same chat
+    id, or same first message) exists already, or (not `locked`) the user is not active; the
+    locked path then continues that conversation, or refuses the user."""
     model = model_for("chat")
     conversation = Conversation(
         user_id=user_id,
@@ -311,10 +325,23 @@ def _new_conversation(*, user_id, text, chat_id, client_message_id, reply_id):
         status=Message.Status.STREAMING,
         model=model,
     )
-    return conversation, user_message, reply, model
-
-
-def _first_turn(user_id, conversation, user_message, reply, model, text, files, web_search):
+    unique = chat_id or client_message_id
+    try:
+        if locked:
+            with transaction.atomic() if unique else nullcontext():
+                files = store_files(user_id=user_id, files=files)
+                user_message.parts = user_parts(text, files)
+                sql.insert([conversation])
+                sql.insert([user_message, reply])
+        else:
+            user_message.parts = user_parts(text, files)
+            active = _user_active_sql(connection.vendor)
+            if not sql.insert_if([conversation, user_message, reply], active, [user_id]):
+                return None
+    except IntegrityError:
+        if locked and not unique:
+            raise
+        return None
     return Turn(
         kind=TurnKind.GENERATE,
         user_id=user_id,
@@ -326,65 +353,6 @@ def _first_turn(user_id, conversation, user_message, reply, model, text, files, 
         web_search=web_search,
         wants_title=True,
     )
-
-
-def _start_conversation(
-    *, user_id, text, files, chat_id, client_message_id, web_search, reply_id=None
-) -> Turn | None:
-    """A new conversation holding the user's message and the empty reply: two INSERTs, and no
-    history to read back. None when the same conversation (same chat id, or same first message)
-    was created concurrently: the caller then continues that one."""
-    conversation, user_message, reply, model = _new_conversation(
-        user_id=user_id,
-        text=text,
-        chat_id=chat_id,
-        client_message_id=client_message_id,
-        reply_id=reply_id,
-    )
-    unique = chat_id or client_message_id
-    try:
-        with transaction.atomic() if unique else nullcontext():
-            files = store_files(user_id=user_id, files=files)
-            user_message.parts = user_parts(text, files)
-            sql.insert([conversation])
-            sql.insert([user_message, reply])
-    except IntegrityError:
-        if not unique:
-            raise
-        return None
-    return _first_turn(user_id, conversation, user_message, reply, model, text, files, web_search)
-
-
-@cache
-def _user_active_sql(vendor: str) -> str:
-    return (
-        f"EXISTS (SELECT 1 FROM {sql.quote(User._meta.db_table)}"
-        f" WHERE {sql.quote(User._meta.pk.column)} = %s AND is_active)"
-    )
-
-
-def _start_unlocked(*, user_id, text, chat_id, client_message_id, web_search, reply_id):
-    """PostgreSQL: a new conversation, its user's message and the empty reply, in one statement
-    without a transaction, which inserts nothing unless the user is active. None when it did
-    not (the locked path refuses the user), or when the database refused it (the same chat id or
-    first message, saved meanwhile or before: a resend): the locked path decides."""
-    conversation, user_message, reply, model = _new_conversation(
-        user_id=user_id,
-        text=text,
-        chat_id=chat_id,
-        client_message_id=client_message_id,
-        reply_id=reply_id,
-    )
-    user_message.parts = user_parts(text, [])
-    try:
-        inserted = sql.insert_if(
-            [conversation, user_message, reply], _user_active_sql(connection.vendor), [user_id]
-        )
-    except IntegrityError:
-        return None
-    if not inserted:
-        return None
-    return _first_turn(user_id, conversation, user_message, reply, model, text, [], web_search)
 
 
 def _in_progress(reply_id: uuid.UUID) -> Conflict:
@@ -475,7 +443,7 @@ def start_turn(
     announced it: `chat.generation.starting`).
 
     On PostgreSQL a message without files takes no lock and no transaction: in an existing
-    conversation two statements (`_continue_unlocked`), in a new one one (`_start_unlocked`).
+    conversation two statements (`_continue_unlocked`), in a new one one (`_start_conversation`).
     Every other turn (a resend, a regenerate, files, SQLite), and those when another turn got
     in their way, takes the locked path (`_start_turn_locked`)."""
     if (
@@ -495,7 +463,7 @@ def start_turn(
         if conversation_id or chat_id:
             turn = _continue_unlocked(conversation_id=conversation_id, **unlocked)
         else:
-            turn = _start_unlocked(**unlocked)
+            turn = _start_conversation(files=[], locked=False, **unlocked)
         if turn is not None:
             return turn
     return _start_turn_locked(
@@ -517,7 +485,7 @@ def _continue_unlocked(
     """A new message in an existing conversation, without a lock or a transaction: the
     conversation and its messages read in one statement, then the two new messages and the
     conversation's new position written in one statement (atomic by itself); a chat id not seen
-    yet starts its conversation (`_start_unlocked`), and a resend is answered with its stored
+    yet starts its conversation (`_start_conversation`), and a resend is answered with its stored
     reply or joins its running generation (nothing written). None when the locked path must
     decide (a reply still running, a resend whose reply must be written again), or when another
     turn of the conversation wrote between the read and the write: the database's constraints
@@ -533,13 +501,15 @@ def _continue_unlocked(
     if conversation is None:
         if conversation_id:
             raise _not_found(user_id)
-        return _start_unlocked(  # useChat's first message: a chat id not seen yet
+        return _start_conversation(  # useChat's first message: a chat id not seen yet
             user_id=user_id,
             text=text,
+            files=[],
             chat_id=chat_id,
             client_message_id=client_message_id,
             web_search=web_search,
             reply_id=reply_id,
+            locked=False,
         )
     running = next((m for m in stored if m.status == Message.Status.STREAMING), None)
     resent = _resent_message(conversation, stored, client_message_id) if client_message_id else None

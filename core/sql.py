@@ -125,10 +125,12 @@ def insert_then_update(
     params: Sequence,
 ) -> int:
     """`insert(objects)`, then `update(model, values, where, params)`: one statement on
-    PostgreSQL (the caller's transaction holds both elsewhere). The number of rows updated."""
+    PostgreSQL, a transaction elsewhere (the caller's, when it has one). The number of rows
+    updated."""
     if connection.vendor != "postgresql":
-        insert(objects)
-        return update(model, values, where, params)
+        with transaction.atomic(savepoint=False):
+            insert(objects)
+            return update(model, values, where, params)
     insert_sql, insert_fields = _insert_sql(type(objects[0]), "postgresql", len(objects))
     update_sql, update_fields = _update_sql(model, "postgresql", tuple(values), where)
     with connection.cursor() as cursor:
