@@ -124,6 +124,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env_int("DB_POOL_MAX_SIZE", 10),
         "timeout": env_float("DB_POOL_TIMEOUT_S", 30),
     }
+# The pool of the chat turn's statements run on the event loop (core.adb; PostgreSQL): its
+# largest size per worker; its smallest and its timeout are the pool's above.
+DB_LOOP_POOL_MAX_SIZE = env_int("DB_LOOP_POOL_MAX_SIZE", 4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ------------------------------------------------------------------------------------

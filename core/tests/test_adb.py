@@ -1,0 +1,157 @@
+"""Statements on the event loop (`core.adb`): what they read and raise is what Django's
+connection reads and raises, and their connections go when their loop goes."""
+
+import asyncio
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection
+from django.utils import timezone
+
+from chat.models import Conversation, Message
+from core import adb, lifecycle, sql
+from tests.polling import eventually
+from tests.require import require
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgres():
+    require(
+        connection.vendor == "postgresql",
+        "needs PostgreSQL (DATABASE_URL=postgres://...): SQLite's statements run in threads",
+    )
+
+
+def backends_that_ran(marker: str) -> int:
+    """The database's sessions whose last statement was `SELECT '<marker>'`, from a connection
+    of Django's (not the loop's pool)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+            [f"SELECT '{marker}'"],
+        )
+        return cursor.fetchone()[0]
+
+
+def seeded() -> Conversation:
+    user = get_user_model().objects.create_user("adb", password="pw-123456789")
+    conversation = Conversation.objects.create(user=user, title="t", next_position=1)
+    Message.objects.create(
+        conversation=conversation,
+        position=0,
+        role="user",
+        content="Hi",
+        parts=[{"type": "text", "text": "Hi"}],
+    )
+    return conversation
+
+
+def test_a_statement_on_the_loop_reads_what_djangos_connection_reads():
+    """jsonb as its text (the turn parses it with orjson), UUIDs as UUIDs, timestamps aware in
+    the connection's time zone: the same row, whichever runs the statement."""
+    conversation = seeded()
+    statement = sql.Statement(
+        f"SELECT id, conversation_id, parts, created_at FROM {Message._meta.db_table}"
+        " WHERE conversation_id = %s",
+        [conversation.id],
+        fetch=True,
+    )
+
+    on_loop = asyncio.run(adb.execute(statement))
+
+    assert on_loop == sql.execute(statement)
+    (message_id, conversation_id, parts, created_at) = on_loop[0]
+    assert isinstance(message_id, uuid.UUID) and conversation_id == conversation.id
+    assert parts == '[{"text": "Hi", "type": "text"}]'
+    assert created_at.utcoffset() == timezone.now().utcoffset()
+
+
+def test_a_constraint_a_statement_on_the_loop_breaks_raises_djangos_integrity_error():
+    """What the turn's unlocked path catches to hand the turn to the locked path."""
+    conversation = seeded()
+    duplicate = Message(
+        conversation=conversation, position=0, role="user", content="Again", parts=[]
+    )
+
+    with pytest.raises(IntegrityError, match="unique_message_position"):
+        asyncio.run(adb.execute(sql.insert_statement([duplicate])))
+
+    assert list(conversation.messages.values_list("content", flat=True)) == ["Hi"]
+
+
+def test_the_pool_of_a_loop_is_closed_when_the_loop_shuts_down():
+    """Every loop that closes (asyncio.run, uvicorn's, asgiref's async_to_sync, pytest's)
+    cancels its tasks and then shuts its async generators down: the pool's connections go with
+    it, although its tasks were cancelled first."""
+
+    from asgiref.sync import sync_to_async
+
+    loop = None
+
+    async def main():
+        nonlocal loop
+        await adb.execute(sql.Statement("SELECT 'closed-with-its-loop'"))
+        assert await sync_to_async(backends_that_ran)("closed-with-its-loop") == 1
+        loop = asyncio.get_running_loop()
+        assert loop in adb._pools
+
+    asyncio.run(main())
+
+    assert loop not in adb._pools
+    # The server's session ends once it read the connection's end: soon, not at once.
+    assert eventually(lambda: backends_that_ran("closed-with-its-loop") == 0)
+
+
+async def test_the_pool_is_closed_at_the_lifespans_shutdown():
+    """Registered as a shutdown hook (after the others have run, so replies stopped at shutdown
+    are saved through it first): its connections are closed while the loop still runs."""
+    from asgiref.sync import sync_to_async
+
+    await adb.execute(sql.Statement("SELECT 'closed-at-shutdown'"))
+    assert await sync_to_async(backends_that_ran)("closed-at-shutdown") == 1
+    assert lifecycle._shutdown[0] is adb.close  # registered first: runs last
+
+    await adb.close()
+
+    assert asyncio.get_running_loop() not in adb._pools
+    assert await sync_to_async(eventually)(lambda: backends_that_ran("closed-at-shutdown") == 0)
+
+
+async def test_a_connection_the_server_ended_is_not_lent_again():
+    """The statement that finds its connection ended fails (as the ORM's would); the pool drops
+    that connection, and the next statement gets a new one."""
+    from asgiref.sync import sync_to_async
+    from django.db import OperationalError
+
+    (pid,) = (await adb.execute(sql.Statement("SELECT pg_backend_pid()", fetch=True)))[0]
+
+    def end_session():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    await sync_to_async(end_session)()
+
+    with pytest.raises(OperationalError):
+        await adb.execute(sql.Statement("SELECT 1", fetch=True))
+    (new_pid,) = (await adb.execute(sql.Statement("SELECT pg_backend_pid()", fetch=True)))[0]
+    assert new_pid != pid
+
+
+async def test_a_statement_waits_for_a_free_connection_no_longer_than_the_pools_timeout(
+    settings,
+):
+    """DB_LOOP_POOL_MAX_SIZE connections at most: a statement beyond them waits for one, then
+    fails as Django's OperationalError (the reply's save tries again; a turn's start is a 503)."""
+    from django.db import OperationalError
+
+    settings.DB_LOOP_POOL_MAX_SIZE = 1
+    await adb.close()
+    pool = await adb._pool()
+    pool.timeout = 0.05
+    async with pool.connection():  # the only one, held
+        with pytest.raises(OperationalError, match="no database connection free"):
+            await adb.execute(sql.Statement("SELECT 1"))
+    assert await adb.execute(sql.Statement("SELECT 1", fetch=True)) == [(1,)]
