@@ -3,8 +3,8 @@
 DRF's default `JWTAuthentication` loads the user row on every request. For a stream that costs a
 pooled connection before the view has even started (held until the view's own database burst
 ends) and, under adrf, a thread to run it in. `StatelessJWTAuthentication` trusts the signed
-token for the user's id; the view then checks that the user still exists and is active inside its
-own first database burst (`chat.services.start_turn`), so a deactivated user is still refused.
+token for the user's id; the view then checks that the user still exists and is active in its
+turn's first statement (`chat.turns.start_turn`), so a deactivated user is still refused.
 """
 
 from drf_spectacular.drainage import set_override

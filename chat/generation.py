@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from attachments.selectors import file_parts, recent_files
-from core import liveness, sql
+from core import adb, liveness, sql
 from core.db import run_db
 from core.encoders import UIMessageStream
 from core.hub import Channel, get_hub
@@ -99,7 +99,7 @@ def checkpoint_reply(*, reply_id: uuid.UUID, content: str, parts: list[dict]) ->
     )
 
 
-def save_reply(
+def reply_save(
     *,
     turn: Turn,
     content: str,
@@ -108,10 +108,10 @@ def save_reply(
     finish_reason: str = "",
     model: str = "",
     usage: Usage | None = None,
-) -> None:
-    """Store the reply's final state and its usage. Only a reply still streaming is updated, so
-    the first writer (completion, stop, shutdown, the stale sweep) wins, and usage is billed
-    once."""
+) -> sql.Step:
+    """What stores the reply's final state and its usage. Only a reply still streaming is
+    updated, so the first writer (completion, stop, shutdown, the stale sweep) wins, and usage
+    is billed once."""
     fields = {
         "content": content,
         "parts": parts,
@@ -134,9 +134,14 @@ def save_reply(
             user_id=turn.user_id, endpoint="chat", model=model or turn.model, usage=usage
         )
     if record is None:
-        sql.update(Message, fields, STILL_STREAMING, still_streaming)
-    else:  # billed with the update that stores it: once, whoever saves first
-        sql.update_then_insert(Message, fields, STILL_STREAMING, still_streaming, record)
+        return sql.update_statement(Message, fields, STILL_STREAMING, still_streaming)
+    # billed with the update that stores it: once, whoever saves first
+    return sql.update_then_insert_step(Message, fields, STILL_STREAMING, still_streaming, record)
+
+
+async def save_reply(**fields) -> None:
+    """`reply_save`, run: on PostgreSQL on the event loop (`core.adb`)."""
+    await adb.run_step(reply_save(**fields))
 
 
 async def save_reply_retrying(**fields) -> None:
@@ -150,7 +155,7 @@ async def save_reply_retrying(**fields) -> None:
     delay = SAVE_RETRY_FIRST_S
     while True:
         try:
-            await run_db(save_reply, **fields)
+            await save_reply(**fields)
             return
         except DatabaseFault:
             if time.monotonic() + delay > deadline:

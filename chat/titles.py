@@ -17,8 +17,7 @@ import uuid
 from django.conf import settings
 from pydantic import BaseModel, Field
 
-from core import sql
-from core.db import run_db
+from core import adb, sql
 from llm import Usage, get_provider, model_for
 from usage.services import usage_record
 
@@ -80,23 +79,29 @@ def clean_title(raw: str) -> str:
     return cut.rstrip(" .,:;") + "…"
 
 
-def save_title(
+def title_save(
     *, conversation_id: uuid.UUID, user_id: int, title: str, model: str, usage: Usage
-) -> bool:
-    """Store the title (if any) unless the user titled the conversation meanwhile (or another
-    reply's title came first), and account the call's tokens either way. Whether it was stored.
-    On PostgreSQL one statement, atomic by itself (`core.sql.insert_then_update`)."""
+) -> sql.Step | None:
+    """What stores the title (if any) unless the user titled the conversation meanwhile (or
+    another reply's title came first), and accounts the call's tokens either way; run, the
+    number of conversations titled. On PostgreSQL one statement, atomic by itself
+    (`core.sql.insert_then_update_step`). None: nothing to store."""
     record = usage_record(user_id=user_id, endpoint="chat:title", model=model, usage=usage)
     if not title:
-        if record is not None:
-            sql.insert([record])
-        return False
+        return sql.insert_statement([record]) if record is not None else None
     values = {"title": title, "title_source": Conversation.TitleSource.MODEL}
     where = "id = %s AND title_source = %s"
     params = [sql.uuid_param(conversation_id), Conversation.TitleSource.MESSAGE]
     if record is None:
-        return bool(sql.update(Conversation, values, where, params))
-    return bool(sql.insert_then_update([record], Conversation, values, where, params))
+        return sql.update_statement(Conversation, values, where, params)
+    return sql.insert_then_update_step([record], Conversation, values, where, params)
+
+
+async def save_title(**fields) -> bool:
+    """`title_save`, run (on PostgreSQL on the event loop): whether the title was stored."""
+    step = title_save(**fields)
+    titled = await adb.run_step(step) if step is not None else 0
+    return bool(fields["title"] and titled)
 
 
 async def maybe_title(turn: Turn) -> str | None:
@@ -117,8 +122,7 @@ async def maybe_title(turn: Turn) -> str | None:
                 system=TITLE_INSTRUCTIONS,
             )
         title = clean_title(result.object.title)
-        stored = await run_db(
-            save_title,
+        stored = await save_title(
             conversation_id=turn.conversation_id,
             user_id=turn.user_id,
             title=title,

@@ -1,11 +1,17 @@
 """Starting a turn: what is saved before the model is asked.
 
-`start_turn` runs in one transaction with the conversation's row locked: it saves the user's message
-(once, however often it is resent) and the empty reply the generation streams into. What it finds
-decides what the request gets: a new generation, the stored reply of a resent message, the running
-generation of a resent message, or a 409 while another generation runs. The database enforces the
-rules the lock serialises (a unique client message id per conversation, one `streaming` reply per
-conversation), so no race between requests can store or bill a reply twice."""
+`start_turn` saves the user's message (once, however often it is resent) and the empty reply the
+generation streams into. What it finds decides what the request gets: a new generation, the
+stored reply of a resent message, the running generation of a resent message, or a 409 while
+another generation runs. The database enforces the rules (one message per position, a unique
+client message id per conversation, one `streaming` reply per conversation), so no race between
+requests can store or bill a reply twice. The common turn (PostgreSQL, a new message without
+files) is therefore read and written without a lock, in two statements; when another turn got
+ahead of it, the database refuses its write and it is decided again in one transaction with the
+conversation's row locked, as every other turn is.
+
+The unlocked path is written once, as steps (`core.sql.Steps`): `start_turn` runs them through
+Django's connection, `astart_turn` (the stream view's) on the event loop (`core.adb`)."""
 
 from __future__ import annotations
 
@@ -29,7 +35,8 @@ from attachments.selectors import (
     recent_files,
 )
 from attachments.services import attachment_from_part
-from core import sql
+from core import adb, sql
+from core.db import run_db
 from core.errors import Conflict, NotFound, ServiceError
 from llm import model_for
 
@@ -72,14 +79,20 @@ class Turn:
     attachments: tuple | None = None
 
 
-def with_history_files(turn: Turn) -> Turn:
-    """`turn` with its history's files that this process's recent files lack, read now: called
-    in the turn's database burst, after its commit, so that the generation needs no burst of its
-    own for them (a thread hop, a connection taken and given back). When the turn read its
-    history's attachments with its messages, only their files are read (no query)."""
+def missing_history_files(turn: Turn) -> list[str]:
+    """The ids of `turn`'s history files that this process's recent files lack."""
     if turn.kind is not TurnKind.GENERATE or not turn.history.file_ids:
-        return turn
+        return []
     _found, missing = recent_files.get_many(turn.history.file_ids)
+    return missing
+
+
+def with_history_files(turn: Turn, missing: list[str] | None = None) -> Turn:
+    """`turn` with its history's files that this process's recent files lack (`missing`), read
+    now: in a database thread, once the turn is saved, so that the generation needs no burst of
+    its own for them. When the turn read its history's attachments with its messages, only their
+    files are read (no query)."""
+    missing = missing_history_files(turn) if missing is None else missing
     if not missing:
         return turn
     if turn.attachments is None:
@@ -269,13 +282,10 @@ def stored_messages(conversation: Conversation) -> list[StoredMessage]:
 
 
 def _conversation_with_messages(
-    user_id: int, match: str, params: list
+    user_id: int, rows: list[tuple]
 ) -> tuple[Conversation | None, list[StoredMessage], tuple]:
-    """PostgreSQL: the conversation a turn continues, not locked, its messages
-    (`stored_messages`) and their files' attachment rows, in one round trip."""
-    with connection.cursor() as cursor:
-        cursor.execute(_conversation_and_messages_sql(match), [user_id, *params])
-        rows = cursor.fetchall()
+    """PostgreSQL: the conversation a turn continues, its messages (`stored_messages`) and their
+    files' attachment rows, from the rows of `_conversation_and_messages_sql`."""
     if not rows:
         return None, [], ()
     stored = [_stored_message(*row[5:12]) for row in rows if row[5] is not None]
@@ -295,7 +305,7 @@ def _user_active_sql(vendor: str) -> str:
 
 def _start_conversation(
     *, user_id, text, files, chat_id, client_message_id, web_search, reply_id=None, locked=True
-) -> Turn | None:
+) -> sql.Steps[Turn | None]:
     """A new conversation holding the user's message and the empty reply, and no history to
     read back. `locked` (in the locked path's transaction): its files stored, then two INSERTs.
     Not `locked` (PostgreSQL, no files, no transaction): one statement, which inserts nothing
@@ -328,15 +338,16 @@ def _start_conversation(
     unique = chat_id or client_message_id
     try:
         if locked:
-            with transaction.atomic() if unique else nullcontext():
-                files = store_files(user_id=user_id, files=files)
-                user_message.parts = user_parts(text, files)
-                sql.insert([conversation])
-                sql.insert([user_message, reply])
+            files = yield sql.Call(
+                _insert_conversation, (conversation, user_message, reply, files, bool(unique))
+            )
         else:
             user_message.parts = user_parts(text, files)
             active = _user_active_sql(connection.vendor)
-            if not sql.insert_if([conversation, user_message, reply], active, [user_id]):
+            statement = sql.insert_if_statement(
+                [conversation, user_message, reply], active, [user_id]
+            )
+            if not (yield statement):
                 return None
     except IntegrityError:
         if locked and not unique:
@@ -355,6 +366,19 @@ def _start_conversation(
     )
 
 
+def _insert_conversation(
+    conversation: Conversation, user_message: Message, reply: Message, files, unique: bool
+) -> list[dict]:
+    """The locked path's new conversation: its files stored, then two INSERTs (in a savepoint
+    when a constraint may refuse them); the files' parts as stored."""
+    with transaction.atomic() if unique else nullcontext():
+        files = store_files(user_id=conversation.user_id, files=files)
+        user_message.parts = user_parts(user_message.content, files)
+        sql.insert([conversation])
+        sql.insert([user_message, reply])
+    return files
+
+
 def _in_progress(reply_id: uuid.UUID) -> Conflict:
     return Conflict(
         "A reply is being generated in this conversation; wait for it or stop it.",
@@ -363,14 +387,21 @@ def _in_progress(reply_id: uuid.UUID) -> Conflict:
     )
 
 
+def _resent_among(stored: list[StoredMessage], client_message_id: str) -> StoredMessage | None:
+    """The user message sent before with this id, among the stored messages read."""
+    for message in stored:
+        if message.role == Message.Role.USER and message.client_message_id == client_message_id:
+            return message
+    return None
+
+
 def _resent_message(
     conversation: Conversation, stored: list[StoredMessage], client_message_id: str
 ) -> StoredMessage | None:
     """The user message sent before with this id: among the stored messages read, or (when it was
     folded into the summary since) found with one more query."""
-    for message in stored:
-        if message.role == Message.Role.USER and message.client_message_id == client_message_id:
-            return message
+    if message := _resent_among(stored, client_message_id):
+        return message
     if conversation.summarized_through == 0:
         return None
     row = (
@@ -445,25 +476,20 @@ def start_turn(
     On PostgreSQL a message without files takes no lock and no transaction: in an existing
     conversation two statements (`_continue_unlocked`), in a new one one (`_start_conversation`).
     Every other turn (a resend, a regenerate, files, SQLite), and those when another turn got
-    in their way, takes the locked path (`_start_turn_locked`)."""
-    if (
-        not files
-        and not regenerate
-        and connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-    ):
-        unlocked = dict(
-            user_id=user_id,
-            text=text,
-            chat_id=chat_id,
-            client_message_id=client_message_id,
-            web_search=web_search,
-            reply_id=reply_id,
+    in their way, takes the locked path (`_start_turn_locked`). `astart_turn` does the same from
+    the event loop."""
+    if _unlocked_eligible(files, regenerate) and not connection.in_atomic_block:
+        turn = sql.run(
+            _start_unlocked(
+                user_id=user_id,
+                text=text,
+                conversation_id=conversation_id,
+                chat_id=chat_id,
+                client_message_id=client_message_id,
+                web_search=web_search,
+                reply_id=reply_id,
+            )
         )
-        if conversation_id or chat_id:
-            turn = _continue_unlocked(conversation_id=conversation_id, **unlocked)
-        else:
-            turn = _start_conversation(files=[], locked=False, **unlocked)
         if turn is not None:
             return turn
     return _start_turn_locked(
@@ -479,9 +505,57 @@ def start_turn(
     )
 
 
+def start_turn_with_files(**arguments) -> Turn:
+    """`start_turn`, then `with_history_files`: one database burst."""
+    return with_history_files(start_turn(**arguments))
+
+
+def _locked_turn_with_files(**arguments) -> Turn:
+    return with_history_files(_start_turn_locked(**arguments))
+
+
+async def astart_turn(*, files: list[dict], regenerate: bool, **arguments) -> Turn:
+    """`start_turn_with_files` from the event loop. On PostgreSQL a message without files runs
+    its statements on the loop (`core.adb`), then reads the history's files this process lacks
+    in a database thread (when there are any); the locked path (files, a regenerate, a turn
+    another got ahead of, SQLite) runs in a database thread, whole: one hop."""
+    if not _unlocked_eligible(files, regenerate):
+        return await run_db(start_turn_with_files, files=files, regenerate=regenerate, **arguments)
+    turn = await adb.run(_start_unlocked(**arguments))
+    if turn is None:
+        return await run_db(_locked_turn_with_files, files=[], regenerate=False, **arguments)
+    if missing := missing_history_files(turn):
+        turn = await run_db(with_history_files, turn, missing)
+    return turn
+
+
+def _unlocked_eligible(files, regenerate: bool) -> bool:
+    """Whether the turn may take the unlocked path: PostgreSQL (`core.adb.available`), a new
+    message without files."""
+    return not files and not regenerate and adb.available()
+
+
+def _start_unlocked(
+    *, user_id, text, conversation_id, chat_id, client_message_id, web_search, reply_id
+) -> sql.Steps[Turn | None]:
+    """PostgreSQL, a message without files: continued (`_continue_unlocked`) or a new
+    conversation (`_start_conversation`, not locked). None: the locked path decides."""
+    arguments = dict(
+        user_id=user_id,
+        text=text,
+        chat_id=chat_id,
+        client_message_id=client_message_id,
+        web_search=web_search,
+        reply_id=reply_id,
+    )
+    if conversation_id or chat_id:
+        return (yield from _continue_unlocked(conversation_id=conversation_id, **arguments))
+    return (yield from _start_conversation(files=[], locked=False, **arguments))
+
+
 def _continue_unlocked(
     *, user_id, text, conversation_id, chat_id, client_message_id, web_search, reply_id
-) -> Turn | None:
+) -> sql.Steps[Turn | None]:
     """A new message in an existing conversation, without a lock or a transaction: the
     conversation and its messages read in one statement, then the two new messages and the
     conversation's new position written in one statement (atomic by itself); a chat id not seen
@@ -490,40 +564,46 @@ def _continue_unlocked(
     decide (a reply still running, a resend whose reply must be written again), or when another
     turn of the conversation wrote between the read and the write: the database's constraints
     refuse the write (one message per position, one streaming reply, one message per client
-    id), and the locked path reads again.
+    id: a resend of a message folded into the summary since), and the locked path reads again.
 
     Each round trip from a database thread of a busy server costs GIL hand-offs with the event
     loop, more than the statement itself: a transaction's BEGIN and COMMIT are two of them."""
-    match = _conversation_match(
+    match, params = _conversation_match(
         conversation_id=conversation_id, chat_id=chat_id, first_message_id=None
     )
-    conversation, stored, attachments = _conversation_with_messages(user_id, *match)
+    rows = yield sql.Statement(
+        _conversation_and_messages_sql(match), [user_id, *params], fetch=True
+    )
+    conversation, stored, attachments = _conversation_with_messages(user_id, rows)
     if conversation is None:
         if conversation_id:
-            raise _not_found(user_id)
-        return _start_conversation(  # useChat's first message: a chat id not seen yet
-            user_id=user_id,
-            text=text,
-            files=[],
-            chat_id=chat_id,
-            client_message_id=client_message_id,
-            web_search=web_search,
-            reply_id=reply_id,
-            locked=False,
+            raise (yield sql.Call(_not_found, (user_id,)))
+        return (  # useChat's first message: a chat id not seen yet
+            yield from _start_conversation(
+                user_id=user_id,
+                text=text,
+                files=[],
+                chat_id=chat_id,
+                client_message_id=client_message_id,
+                web_search=web_search,
+                reply_id=reply_id,
+                locked=False,
+            )
         )
     running = next((m for m in stored if m.status == Message.Status.STREAMING), None)
-    resent = _resent_message(conversation, stored, client_message_id) if client_message_id else None
+    resent = _resent_among(stored, client_message_id) if client_message_id else None
     if resent is not None:
         # Its stored reply or its running generation need no lock: they are only read. A reply to
         # write (the first one failed), or one deleted meanwhile, is the locked path's.
         try:
-            return _resend(
-                stored,
-                resent,
-                running,
-                user_id=user_id,
-                conversation_id=conversation.id,
-                user_message_id=resent.id,
+            return (
+                yield sql.Call(
+                    _resend,
+                    (stored, resent, running),
+                    dict(
+                        user_id=user_id, conversation_id=conversation.id, user_message_id=resent.id
+                    ),
+                )
             )
         except Message.DoesNotExist:
             return None
@@ -531,7 +611,7 @@ def _continue_unlocked(
         return None
     user_message = _new_user_message(conversation, stored, text, [], client_message_id)
     try:
-        turn = _reply_turn(
+        turn = yield from _reply_turn(
             conversation,
             stored,
             [user_message],
@@ -585,7 +665,7 @@ def _reply_turn(
     user_id: int,
     web_search: bool,
     reply_id: uuid.UUID | None,
-) -> Turn:
+) -> sql.Steps[Turn]:
     """Save `new_messages` and the empty reply after them, move the conversation on: the turn
     that generates the reply."""
     model = model_for("chat")
@@ -599,7 +679,7 @@ def _reply_turn(
     )
     # The new messages, then the conversation's next position and time (it sorts first in its
     # owner's list): one statement on PostgreSQL.
-    sql.insert_then_update(
+    yield sql.insert_then_update_step(
         [*new_messages, reply],
         Conversation,
         {"next_position": reply.position + 1, "updated_at": timezone.now()},
@@ -652,14 +732,16 @@ def _start_turn_locked(
         _check_active(user_id)
         if regenerate:
             raise ServiceError("There is no reply to regenerate.", code="nothing_to_regenerate")
-        turn = _start_conversation(
-            user_id=user_id,
-            text=text,
-            files=files,
-            chat_id=chat_id,
-            client_message_id=client_message_id,
-            web_search=web_search,
-            reply_id=reply_id,
+        turn = sql.run(
+            _start_conversation(
+                user_id=user_id,
+                text=text,
+                files=files,
+                chat_id=chat_id,
+                client_message_id=client_message_id,
+                web_search=web_search,
+                reply_id=reply_id,
+            )
         )
         if turn is not None:
             return turn
@@ -713,12 +795,14 @@ def _start_turn_locked(
             user_message = _new_user_message(conversation, stored, text, files, client_message_id)
             new_messages.append(user_message)
             user_message_id = user_message.id
-    return _reply_turn(
-        conversation,
-        stored,
-        new_messages,
-        user_message_id,
-        user_id=user_id,
-        web_search=web_search,
-        reply_id=reply_id,
+    return sql.run(
+        _reply_turn(
+            conversation,
+            stored,
+            new_messages,
+            user_message_id,
+            user_id=user_id,
+            web_search=web_search,
+            reply_id=reply_id,
+        )
     )

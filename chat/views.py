@@ -30,7 +30,7 @@ from .serializers import (
     MessageSerializer,
 )
 from .throttling import FeedbackRateThrottle
-from .turns import TurnKind, start_turn, with_history_files
+from .turns import TurnKind, astart_turn
 
 
 class ConversationListView(generics.ListCreateAPIView):
@@ -167,11 +167,11 @@ class ChatStreamView(StreamingAPIView):
         },
     )
     async def post(self, request):
-        # The body is read, validated and saved in the turn's one thread hop, after the rate limit
-        # (StreamingAPIView.run_db): a refused request costs no validation.
         reply_id = uuid.uuid4()
         with starting(reply_id):
-            turn = await self.run_db(self.start_turn, request, reply_id)
+            # After the rate limit (StreamingAPIView), the body, then the turn's save: on
+            # PostgreSQL its statements run on the event loop.
+            turn = await astart_turn(**self.turn_arguments(request), reply_id=reply_id)
             simple = request.query_params.get("protocol") == "simple"
             if turn.kind is TurnKind.GENERATE:
                 return await streams.generation_response(turn, simple=simple)
@@ -188,12 +188,13 @@ class ChatStreamView(StreamingAPIView):
         return response
 
     @staticmethod
-    def start_turn(request, reply_id):
+    def turn_arguments(request) -> dict:
+        """The validated body, as `chat.turns.start_turn`'s arguments."""
         body = ChatStreamRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         idempotency_key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
-        turn = start_turn(
+        return dict(
             user_id=request.user.pk,
             text=data["text"],
             files=data["files"],
@@ -202,9 +203,7 @@ class ChatStreamView(StreamingAPIView):
             client_message_id=idempotency_key or data["client_message_id"],
             regenerate=data["regenerate"],
             web_search=streams.web_search_wanted(data["web_search"]),
-            reply_id=reply_id,
         )
-        return with_history_files(turn)  # in the same burst
 
 
 class ChatStreamNoSlashView(ChatStreamView):

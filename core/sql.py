@@ -10,13 +10,22 @@ instances) costs 0.3-1 ms of CPU a statement under load, more than the database 
 it; a turn runs six of them. The few statements of the turn's hot path are therefore written in
 SQL against the models' own table and column names, and their values go through the fields' own
 conversions (`get_db_prep_save`), so they read and write exactly what the ORM would, on
-PostgreSQL and on SQLite. Everything else uses the ORM."""
+PostgreSQL and on SQLite. Everything else uses the ORM.
+
+A statement is built as a `Statement` (its SQL and parameters) and run by whoever holds the
+connection: `execute` here, through Django's connection (in a database thread, or in the ORM's
+transaction), or `core.adb.execute`, on the event loop. Code that runs several, deciding between
+them, is written once as a generator of steps (a `Statement`, or a `Call` of sync ORM code) and
+driven by `run` here or by `core.adb.run` on the loop: the way psycopg itself writes its protocol
+once, as generators, for its sync and async connections."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
 from functools import cache
+from typing import TypeVar
 
 from django.db import connection, transaction
 from django.db.models import Model, UUIDField
@@ -65,12 +74,73 @@ def _insert_params(objects: Sequence[Model], fields: tuple) -> list:
     ]
 
 
-def insert(objects: Sequence[Model]) -> None:
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement and its parameters. Run (`execute`, `core.adb.execute`): its rows when it
+    `fetch`es, else the number of rows it changed."""
+
+    sql: str
+    params: Sequence = ()
+    fetch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Sync code a sequence of steps needs (the ORM, a transaction): called as it is by `run`,
+    in a database thread by `core.adb.run`."""
+
+    fn: Callable
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def __call__(self):
+        return self.fn(*self.args, **self.kwargs)
+
+
+Step = Statement | Call
+#: Code that runs statements, written once for both drivers: a generator that yields each step
+#: and is sent what it gave (or thrown what it raised), and returns its result.
+Steps = Generator[Step, object, R]
+
+
+def execute(statement: Statement):
+    """Run `statement` through Django's connection (this thread's, in its transaction if any)."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        return cursor.fetchall() if statement.fetch else cursor.rowcount
+
+
+def run_step(step: Step):
+    return execute(step) if type(step) is Statement else step()
+
+
+def run(steps: Steps[R]) -> R:
+    """Drive `steps` in this thread: each statement through Django's connection, each call
+    called."""
+    send, error = None, None
+    while True:
+        try:
+            step = steps.send(send) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value
+        try:
+            send, error = run_step(step), None
+        except Exception as exc:  # noqa: BLE001 - thrown into the steps, which may handle it
+            send, error = None, exc
+
+
+def insert_statement(objects: Sequence[Model]) -> Statement:
     """INSERT `objects` (of one model) in one statement, as `bulk_create` would store them. An
     auto-increment key is not read back."""
     sql, fields = _insert_sql(type(objects[0]), connection.vendor, len(objects))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, _insert_params(objects, fields))
+    return Statement(sql, _insert_params(objects, fields))
+
+
+def insert(objects: Sequence[Model]) -> None:
+    execute(insert_statement(objects))
 
 
 @cache
@@ -85,71 +155,81 @@ def _update_params(fields: tuple, values: dict[str, object]) -> list:
     return [field.get_db_prep_save(value, connection) for field, value in pairs]
 
 
-def update(model: type[Model], values: dict[str, object], where: str, params: Sequence) -> int:
+def update_statement(
+    model: type[Model], values: dict[str, object], where: str, params: Sequence
+) -> Statement:
     """UPDATE `model`'s rows matching `where` (SQL over its columns, `%s` for `params`) to
-    `values` (by field name, through each field's `get_db_prep_save`): the number of rows."""
+    `values` (by field name, through each field's `get_db_prep_save`); run, the number of
+    rows."""
     statement, fields = _update_sql(model, connection.vendor, tuple(values), where)
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*_update_params(fields, values), *params])
-        return cursor.rowcount
+    return Statement(statement, [*_update_params(fields, values), *params])
 
 
-def update_then_insert(
+def update(model: type[Model], values: dict[str, object], where: str, params: Sequence) -> int:
+    return execute(update_statement(model, values, where, params))
+
+
+def update_then_insert_step(
     model: type[Model], values: dict[str, object], where: str, params: Sequence, obj: Model
-) -> None:
+) -> Step:
     """`update(model, values, where, params)` and, only if it matched a row, `insert([obj])`:
-    one statement on PostgreSQL, a transaction elsewhere. `where` must match one row at most."""
+    one statement on PostgreSQL, a transaction elsewhere (a `Call`). `where` must match one row
+    at most."""
     if connection.vendor != "postgresql":
-        with transaction.atomic():
-            if update(model, values, where, params):
-                insert([obj])
-        return
+        return Call(_update_then_insert_in_transaction, (model, values, where, params, obj))
     update_sql, update_fields = _update_sql(model, "postgresql", tuple(values), where)
     insert_sql, insert_fields = _insert_sql(type(obj), "postgresql", 1, select=True)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH updated AS ({update_sql} RETURNING 1) {insert_sql} FROM updated",
-            [
-                *_update_params(update_fields, values),
-                *params,
-                *_insert_params([obj], insert_fields),
-            ],
-        )
+    return Statement(
+        f"WITH updated AS ({update_sql} RETURNING 1) {insert_sql} FROM updated",
+        [
+            *_update_params(update_fields, values),
+            *params,
+            *_insert_params([obj], insert_fields),
+        ],
+    )
 
 
-def insert_then_update(
+def _update_then_insert_in_transaction(model, values, where, params, obj) -> None:
+    with transaction.atomic():
+        if update(model, values, where, params):
+            insert([obj])
+
+
+def insert_then_update_step(
     objects: Sequence[Model],
     model: type[Model],
     values: dict[str, object],
     where: str,
     params: Sequence,
-) -> int:
+) -> Step:
     """`insert(objects)`, then `update(model, values, where, params)`: one statement on
-    PostgreSQL, a transaction elsewhere (the caller's, when it has one). The number of rows
-    updated."""
+    PostgreSQL, a transaction elsewhere (a `Call`; the caller's transaction, when it has one).
+    Run, the number of rows updated."""
     if connection.vendor != "postgresql":
-        with transaction.atomic(savepoint=False):
-            insert(objects)
-            return update(model, values, where, params)
+        return Call(_insert_then_update_in_transaction, (objects, model, values, where, params))
     insert_sql, insert_fields = _insert_sql(type(objects[0]), "postgresql", len(objects))
     update_sql, update_fields = _update_sql(model, "postgresql", tuple(values), where)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH inserted AS ({insert_sql}) {update_sql}",
-            [
-                *_insert_params(objects, insert_fields),
-                *_update_params(update_fields, values),
-                *params,
-            ],
-        )
-        return cursor.rowcount
+    return Statement(
+        f"WITH inserted AS ({insert_sql}) {update_sql}",
+        [
+            *_insert_params(objects, insert_fields),
+            *_update_params(update_fields, values),
+            *params,
+        ],
+    )
 
 
-def insert_if(objects: Sequence[Model], where: str, params: Sequence) -> bool:
+def _insert_then_update_in_transaction(objects, model, values, where, params) -> int:
+    with transaction.atomic(savepoint=False):
+        insert(objects)
+        return update(model, values, where, params)
+
+
+def insert_if_statement(objects: Sequence[Model], where: str, params: Sequence) -> Statement:
     """PostgreSQL: INSERT `objects` (a row each, in order, as `insert` stores them; a row may
     refer to an earlier one) in one statement, and only if `where` holds (a condition on no
-    table, `%s` for `params`): whether they were inserted. All or none: the statement is atomic
-    by itself."""
+    table, `%s` for `params`); run, the number of rows the last INSERT made (0: none was). All
+    or none: the statement is atomic by itself."""
     first, *rest = objects
     first_sql, first_fields = _insert_sql(type(first), "postgresql", 1, select=True)
     params = [*_insert_params([first], first_fields), *params]
@@ -163,6 +243,4 @@ def insert_if(objects: Sequence[Model], where: str, params: Sequence) -> bool:
             last = n == len(rest)
             inserts.append(f" {obj_sql} FROM i0" if last else f", i{n} AS ({obj_sql} FROM i0)")
         statement = "".join(inserts)
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.rowcount > 0
+    return Statement(statement, params)

@@ -1,7 +1,7 @@
 """Rate limits counted by django-ratelimit in the shared cache.
 
 django-ratelimit's decorator does not support async views, so its counter (`get_usage`) is wrapped
-in a DRF throttle (checked by `core.views.StreamingAPIView` in the view's first database burst),
+in a DRF throttle (checked by `core.views.StreamingAPIView` in a database thread, off the loop),
 and the exception handler turns the refusal into a 429 JSON error with `Retry-After`. With
 REDIS_URL set the count is shared by every worker. Logins use `count_attempt` directly
 (accounts.throttling).

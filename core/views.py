@@ -16,7 +16,7 @@ class StreamingAPIView(APIView):
     With `checks_on_loop`, the view's authentication and permissions must do no I/O (stateless
     JWT): adrf would run them in a thread (a hop of ~70 µs, and the request's first hop starts a
     thread of its own, ~0.3 ms); here they run on the event loop, and the throttles, which do a
-    cache round trip, run in the view's first database burst (`run_db`), in the same hop."""
+    cache round trip, in a database thread (`core.db.run_db`): a hop only when a limit is on."""
 
     checks_on_loop = False
 
@@ -29,22 +29,10 @@ class StreamingAPIView(APIView):
 
     def check_throttles(self, request):
         if self.checks_on_loop:
-            self._throttles_pending = True  # checked in the first run_db burst
+            self._throttles_pending = True  # checked by async_dispatch, in a database thread
             return
         # DRF's own: our throttles are sync, and adrf's version always hops through async_to_sync.
         DRFAPIView.check_throttles(self, request)
-
-    async def run_db(self, fn, /, *args, **kwargs):
-        """`core.db.run_db`, checking the throttles first when they are still pending."""
-        if not getattr(self, "_throttles_pending", False):
-            return await db.run_db(fn, *args, **kwargs)
-        self._throttles_pending = False
-
-        def throttled():
-            DRFAPIView.check_throttles(self, self.request)
-            return fn(*args, **kwargs)
-
-        return await db.run_db(throttled)
 
     async def async_dispatch(self, request, *args, **kwargs):
         if not self.checks_on_loop:
@@ -57,6 +45,8 @@ class StreamingAPIView(APIView):
         self.headers = self.default_response_headers
         try:
             self.initial(request, *args, **kwargs)
+            if getattr(self, "_throttles_pending", False) and self.get_throttles():
+                await db.run_db(DRFAPIView.check_throttles, self, request)
             method = request.method.lower()
             handler = self.http_method_not_allowed
             if method in self.http_method_names:

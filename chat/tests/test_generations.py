@@ -426,12 +426,14 @@ class StatementList(list):
 
 @pytest.fixture
 def statements(monkeypatch):
-    """Every SQL statement any thread executes, in order (the turn's bursts run in threads), by
-    its first word, and each transaction's BEGIN and COMMIT: each one a round trip to the
-    database. (psycopg sends BEGIN itself before a transaction's first statement: counted when
-    Django turns autocommit off for it.)"""
+    """Every SQL statement run, in order, by its first word: through Django's connections (in
+    any thread) and on the event loop (`core.adb`), and each transaction's BEGIN and COMMIT:
+    each one a round trip to the database. (psycopg sends BEGIN itself before a transaction's
+    first statement: counted when Django turns autocommit off for it.)"""
     from django.db.backends import utils
     from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from core import adb
 
     seen = StatementList()
     full: list[str] = []
@@ -449,6 +451,12 @@ def statements(monkeypatch):
         record(sql.split()[0].upper(), sql)
         return original(self, sql, params, *ignored_wrappers)
 
+    original_on_loop = adb.execute
+
+    async def on_loop(statement):
+        record(statement.sql.split()[0].upper(), statement.sql)
+        return await original_on_loop(statement)
+
     def autocommit(self, autocommit, *args, **kwargs):
         if not autocommit and self.vendor == "postgresql":
             record("BEGIN")
@@ -461,6 +469,7 @@ def statements(monkeypatch):
     monkeypatch.setattr(utils.CursorWrapper, "_execute", counting)
     monkeypatch.setattr(BaseDatabaseWrapper, "set_autocommit", autocommit)
     monkeypatch.setattr(BaseDatabaseWrapper, "commit", commit)
+    monkeypatch.setattr(adb, "execute", on_loop)
     seen.full = full
     return seen
 
@@ -558,11 +567,14 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
         )
         assert response.status_code == 200
         seen[name] = (list(statements), list(statements.full))
-        # The history's image is read in the turn's burst: no database burst of its own.
-        assert [hop for hop in thread_hops if hop.startswith("run_db")] == [
-            "run_db(StreamingAPIView.run_db.<locals>.throttled)",
-            "run_db(save_reply)",
-        ], name
+        # The history's image is read in the turn's burst (SQLite), or, once the turn's
+        # statements ran on the event loop (PostgreSQL), in a thread: no query of its own.
+        throttle = "run_db(APIView.check_throttles)"
+        assert [hop for hop in thread_hops if hop.startswith("run_db")] == (
+            [throttle, "run_db(with_history_files)"]
+            if connection.vendor == "postgresql"
+            else [throttle, "run_db(start_turn_with_files)", "run_db(run_step)"]
+        ), name
     # ... and the history's files (both carry one image, read once): PostgreSQL reads their
     # attachments with the history, SQLite with one more statement.
     files = [] if connection.vendor == "postgresql" else ["SELECT"]
@@ -657,17 +669,46 @@ async def test_thread_hops_before_the_first_token(auth_header, gemini_standin, t
     # The test settings' SERVESTATIC_AUTOREFRESH looks each path up in a thread; production
     # settings do not (their static files are indexed at start-up).
     hops = [hop for hop in hops_at_first_text if hop != "ServeStaticBase.find_file"]
-    # One: the turn's first database burst, which also counts the rate limit. No middleware
-    # hook, no authentication, no signal receiver.
-    assert hops == ["run_db(StreamingAPIView.run_db.<locals>.throttled)"]
-    # And to its end: the reply's save and its title's. Closing the response (request_finished)
-    # runs inline.
+    # The rate limit's count (a cache round trip) and, on SQLite, the turn's database burst. On
+    # PostgreSQL the turn's statements run on the event loop. No middleware hook, no
+    # authentication, no signal receiver.
+    throttle = "run_db(APIView.check_throttles)"
+    if connection.vendor == "postgresql":
+        assert hops == [throttle]
+    else:
+        assert hops == [throttle, "run_db(start_turn_with_files)"]
+    # And to its end: on SQLite the reply's save and its title's. Closing the response
+    # (request_finished) runs inline.
     hops = [hop for hop in thread_hops if hop != "ServeStaticBase.find_file"]
-    assert hops == [
-        "run_db(StreamingAPIView.run_db.<locals>.throttled)",
-        "run_db(save_reply)",
-        "run_db(save_title)",
-    ]
+    if connection.vendor == "postgresql":
+        assert hops == [throttle]
+    else:
+        assert hops == [throttle, "run_db(start_turn_with_files)", *["run_db(run_step)"] * 2]
+
+
+async def test_a_turn_without_rate_limits_makes_no_thread_hop_on_postgresql(
+    auth_header, gemini_standin, thread_hops, settings
+):
+    """PostgreSQL, rate limits off (as the benchmarks run): a new conversation's turn, its
+    reply's save and its title's run on the event loop, from the request to its last frame."""
+    _require_postgres()
+    from asgiref.sync import sync_to_async
+
+    from bench.turn_cost import turn
+    from chatbackend.asgi import application, no_hop_when_requests_start
+
+    no_hop_when_requests_start()
+    settings.CHAT_RATE_LIMIT = "0"
+    token = auth_header["Authorization"].removeprefix("Bearer ")
+    gemini_standin.enqueue(text_stream(["warm"]))
+    await turn(application, token)
+    gemini_standin.enqueue(text_stream(["Hello"]))
+    thread_hops.clear()
+    await turn(application, token)
+    assert [hop for hop in thread_hops if hop != "ServeStaticBase.find_file"] == []
+    replies = Message.objects.filter(role="assistant").order_by("-created_at")
+    reply = await sync_to_async(lambda: replies.first())()
+    assert (reply.content, reply.status) == ("Hello", "complete")
 
 
 def test_the_asgi_application_starts_requests_without_sync_receivers():
@@ -738,7 +779,7 @@ def test_a_turn_another_turn_got_ahead_of_is_decided_again_under_the_lock(user, 
             other[0] = turns.start_turn(
                 user_id=user.pk, text="Other", conversation_id=conversation.id
             )
-        return write(*args, **kwargs)
+        return (yield from write(*args, **kwargs))
 
     monkeypatch.setattr(turns, "_reply_turn", another_turn_writes_first)
     with pytest.raises(Conflict) as refused:
@@ -750,6 +791,53 @@ def test_a_turn_another_turn_got_ahead_of_is_decided_again_under_the_lock(user, 
     assert stored == [("user", "Other"), ("assistant", "")]
     conversation.refresh_from_db()
     assert conversation.next_position == 2
+
+
+async def test_on_the_event_loop_a_turn_another_got_ahead_of_is_decided_under_the_lock(
+    user, monkeypatch
+):
+    """The same race as above, from the event loop (`astart_turn`, as the view calls it): the
+    database refuses this turn's write, raised as Django's IntegrityError, and the locked path
+    (in a thread) answers 409 with the other turn's reply; nothing of this turn is stored."""
+    _require_postgres()
+    from asgiref.sync import sync_to_async
+
+    from chat import turns
+    from core import sql
+    from core.errors import Conflict
+
+    conversation = await Conversation.objects.acreate(user=user, title="t", next_position=0)
+    write = turns._reply_turn
+    other: list[turns.Turn] = []
+
+    def another_turn_writes_first(*args, **kwargs):
+        if not other:  # the other turn's own write comes through here too
+            other.append(None)
+            other[0] = yield sql.Call(
+                turns.start_turn,
+                kwargs=dict(user_id=user.pk, text="Other", conversation_id=conversation.id),
+            )
+        return (yield from write(*args, **kwargs))
+
+    monkeypatch.setattr(turns, "_reply_turn", another_turn_writes_first)
+    with pytest.raises(Conflict) as refused:
+        await turns.astart_turn(
+            user_id=user.pk,
+            text="Mine",
+            files=[],
+            regenerate=False,
+            conversation_id=conversation.id,
+            chat_id=None,
+            client_message_id=None,
+            web_search=False,
+            reply_id=None,
+        )
+
+    assert refused.value.details == {"replyId": str(other[0].reply_id)}
+    stored = await sync_to_async(
+        lambda: list(conversation.messages.order_by("position").values_list("role", "content"))
+    )()
+    assert stored == [("user", "Other"), ("assistant", "")]
 
 
 def test_a_new_message_in_a_conversation_is_saved_without_a_transaction(user, statements):

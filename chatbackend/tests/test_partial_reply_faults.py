@@ -236,11 +236,11 @@ def refusing_saves(monkeypatch, times: int | None) -> list:
     attempts: list = []
     save_reply = generation.save_reply
 
-    def flaky(**fields):
+    async def flaky(**fields):
         attempts.append(fields["status"])
         if times is None or len(attempts) <= times:
             raise OperationalError("server closed the connection unexpectedly")
-        return save_reply(**fields)
+        await save_reply(**fields)
 
     monkeypatch.setattr(generation, "save_reply", flaky)
     return attempts
