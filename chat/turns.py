@@ -201,7 +201,7 @@ def _existing_conversation(
 @cache
 def _conversation_sql(vendor: str, match: str, lock: bool = True) -> str:
     q = sql.quote
-    lock = " FOR UPDATE OF c" if lock and connection.features.has_select_for_update_of else ""
+    lock = " FOR UPDATE OF c" if lock and sql.db().features.has_select_for_update_of else ""
     return (
         f"SELECT c.id, c.summary, c.summarized_through, c.next_position, c.title_source"
         f" FROM {q(Conversation._meta.db_table)} c"
@@ -343,7 +343,7 @@ def _start_conversation(
             )
         else:
             user_message.parts = user_parts(text, files)
-            active = _user_active_sql(connection.vendor)
+            active = _user_active_sql(sql.db().vendor)
             statement = sql.insert_if_statement(
                 [conversation, user_message, reply], active, [user_id]
             )

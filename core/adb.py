@@ -51,7 +51,7 @@ _django_errors = DatabaseErrorWrapper(SimpleNamespace(Database=psycopg))
 
 def available() -> bool:
     """Whether statements can run on the loop: the database is PostgreSQL."""
-    return connection.vendor == "postgresql"
+    return sql.db().vendor == "postgresql"
 
 
 def _connect_kwargs() -> dict:
