@@ -690,9 +690,12 @@ async def test_a_turn_without_rate_limits_makes_no_thread_hop_on_postgresql(
     auth_header, gemini_standin, thread_hops, settings
 ):
     """PostgreSQL, rate limits off (as the benchmarks run): a new conversation's turn, its
-    reply's save and its title's run on the event loop, from the request to its last frame."""
+    reply's save and its title's run on the event loop, from the request to its last frame;
+    and they build their statements without `django.db.connection`, which on the loop is a
+    database wrapper made for each new task (the request's, the generation's)."""
     _require_postgres()
     from asgiref.sync import sync_to_async
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
     from bench.turn_cost import turn
     from chatbackend.asgi import application, no_hop_when_requests_start
@@ -704,8 +707,20 @@ async def test_a_turn_without_rate_limits_makes_no_thread_hop_on_postgresql(
     await turn(application, token)
     gemini_standin.enqueue(text_stream(["Hello"]))
     thread_hops.clear()
-    await turn(application, token)
+    wrappers = []
+    made = BaseDatabaseWrapper.__init__
+
+    def counted(self, *args, **kwargs):
+        wrappers.append(self)
+        made(self, *args, **kwargs)
+
+    BaseDatabaseWrapper.__init__ = counted
+    try:
+        await turn(application, token)
+    finally:
+        BaseDatabaseWrapper.__init__ = made
     assert [hop for hop in thread_hops if hop != "ServeStaticBase.find_file"] == []
+    assert wrappers == []
     replies = Message.objects.filter(role="assistant").order_by("-created_at")
     reply = await sync_to_async(lambda: replies.first())()
     assert (reply.content, reply.status) == ("Hello", "complete")
