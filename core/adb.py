@@ -4,7 +4,7 @@ Why: `core.db.run_db` runs a burst of ORM code in a database thread. Under load 
 from such a thread is a hand-off of the GIL with the event loop (the thread waits for the
 database without it, then waits for the loop to give it back): at 200 concurrent streams the
 three statements of a continued turn cost 1.6-2.4 ms of CPU in those threads, a third of the
-turn (docs/benchmarks.md, "the fifth round"). psycopg's async connection sends a statement and
+turn (docs/benchmarks.md, "the fourth round"). psycopg's async connection sends a statement and
 waits for its answer on the loop (a reader callback), with no thread and no hand-off.
 
 What runs here: only the hot path's hand-written statements (`core.sql.Statement`), each atomic
@@ -110,13 +110,18 @@ class _LoopPool:
             self.free.release()
 
     async def _connect(self) -> psycopg.AsyncConnection:
-        async with asyncio.timeout(self.timeout):
-            conn = await psycopg.AsyncConnection.connect(**_connect_kwargs())
-            try:
-                await _configure(conn)
-            except BaseException:
-                await conn.close()
-                raise
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await psycopg.AsyncConnection.connect(**_connect_kwargs())
+                try:
+                    await _configure(conn)
+                except BaseException:
+                    await conn.close()
+                    raise
+        except TimeoutError:  # a server that does not answer: a fault like one that refuses
+            raise psycopg.OperationalError(
+                f"could not connect to the database within {self.timeout:g} s"
+            ) from None
         return conn
 
     async def close(self) -> None:

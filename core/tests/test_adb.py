@@ -155,3 +155,25 @@ async def test_a_statement_waits_for_a_free_connection_no_longer_than_the_pools_
         with pytest.raises(OperationalError, match="no database connection free"):
             await adb.execute(sql.Statement("SELECT 1"))
     assert await adb.execute(sql.Statement("SELECT 1", fetch=True)) == [(1,)]
+
+
+async def test_a_database_that_does_not_answer_is_djangos_operational_error(monkeypatch):
+    """A server that accepts the connection and then says nothing (a failover, a full host): the
+    statement fails after the pool's timeout as Django's OperationalError, which the API answers
+    with a 503 and the reply's save tries again; not a TimeoutError (a 500)."""
+    import socket
+
+    from django.db import OperationalError
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    params = adb._connect_kwargs()
+    monkeypatch.setattr(adb, "_connect_kwargs", lambda: {**params, "port": silent.getsockname()[1]})
+    await adb.close()
+    pool = await adb._pool()
+    pool.timeout = 0.2
+    try:
+        with pytest.raises(OperationalError, match="could not connect to the database within"):
+            await adb.execute(sql.Statement("SELECT 1"))
+    finally:
+        silent.close()
+        await adb.close()
