@@ -127,6 +127,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # The pool of the chat turn's statements run on the event loop (core.adb; PostgreSQL): its
 # largest size per worker; its smallest and its timeout are the pool's above.
 DB_LOOP_POOL_MAX_SIZE = env_int("DB_LOOP_POOL_MAX_SIZE", 4)
+if DB_LOOP_POOL_MAX_SIZE < 1:
+    raise ImproperlyConfigured("DB_LOOP_POOL_MAX_SIZE must be at least 1.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ------------------------------------------------------------------------------------
