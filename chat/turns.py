@@ -566,8 +566,9 @@ def _continue_unlocked(
     refuse the write (one message per position, one streaming reply, one message per client
     id: a resend of a message folded into the summary since), and the locked path reads again.
 
-    Each round trip from a database thread of a busy server costs GIL hand-offs with the event
-    loop, more than the statement itself: a transaction's BEGIN and COMMIT are two of them."""
+    Each round trip costs more CPU than the statement itself (from a database thread, GIL
+    hand-offs with the event loop; on the loop, psycopg's waiting): a transaction's BEGIN and
+    COMMIT would be two more."""
     match, params = _conversation_match(
         conversation_id=conversation_id, chat_id=chat_id, first_message_id=None
     )
