@@ -478,31 +478,20 @@ def start_turn(
     Every other turn (a resend, a regenerate, files, SQLite), and those when another turn got
     in their way, takes the locked path (`_start_turn_locked`). `astart_turn` does the same from
     the event loop."""
-    if _unlocked_eligible(files, regenerate) and not connection.in_atomic_block:
-        turn = sql.run(
-            _start_unlocked(
-                user_id=user_id,
-                text=text,
-                conversation_id=conversation_id,
-                chat_id=chat_id,
-                client_message_id=client_message_id,
-                web_search=web_search,
-                reply_id=reply_id,
-            )
-        )
-        if turn is not None:
-            return turn
-    return _start_turn_locked(
+    arguments = dict(
         user_id=user_id,
         text=text,
-        files=files or [],
         conversation_id=conversation_id,
         chat_id=chat_id,
         client_message_id=client_message_id,
-        regenerate=regenerate,
         web_search=web_search,
         reply_id=reply_id,
     )
+    if _unlocked_eligible(files, regenerate) and not connection.in_atomic_block:
+        turn = sql.run(_start_unlocked(**arguments))
+        if turn is not None:
+            return turn
+    return _start_turn_locked(files=files or [], regenerate=regenerate, **arguments)
 
 
 def start_turn_with_files(**arguments) -> Turn:
@@ -535,22 +524,20 @@ def _unlocked_eligible(files, regenerate: bool) -> bool:
     return not files and not regenerate and adb.available()
 
 
-def _start_unlocked(
-    *, user_id, text, conversation_id, chat_id, client_message_id, web_search, reply_id
-) -> sql.Steps[Turn | None]:
+def _start_unlocked(*, conversation_id, **arguments) -> sql.Steps[Turn | None]:
     """PostgreSQL, a message without files: continued (`_continue_unlocked`) or a new
-    conversation (`_start_conversation`, not locked). None: the locked path decides."""
-    arguments = dict(
-        user_id=user_id,
-        text=text,
-        chat_id=chat_id,
-        client_message_id=client_message_id,
-        web_search=web_search,
-        reply_id=reply_id,
-    )
+    conversation (`_start_conversation`, not locked), also for useChat's first message (a chat
+    id not seen yet). None: the locked path decides. `arguments`: `start_turn`'s."""
+    chat_id = arguments["chat_id"]
     if conversation_id or chat_id:
-        return (yield from _continue_unlocked(conversation_id=conversation_id, **arguments))
+        turn = yield from _continue_unlocked(conversation_id=conversation_id, **arguments)
+        if turn is not _NOT_SEEN:
+            return turn
     return (yield from _start_conversation(files=[], locked=False, **arguments))
+
+
+#: `_continue_unlocked` found no conversation for the chat id: it starts one.
+_NOT_SEEN = object()
 
 
 def _continue_unlocked(
@@ -558,9 +545,9 @@ def _continue_unlocked(
 ) -> sql.Steps[Turn | None]:
     """A new message in an existing conversation, without a lock or a transaction: the
     conversation and its messages read in one statement, then the two new messages and the
-    conversation's new position written in one statement (atomic by itself); a chat id not seen
-    yet starts its conversation (`_start_conversation`), and a resend is answered with its stored
-    reply or joins its running generation (nothing written). None when the locked path must
+    conversation's new position written in one statement (atomic by itself); `_NOT_SEEN` for a
+    chat id not seen yet; and a resend is answered with its stored reply or joins its running
+    generation (nothing written). None when the locked path must
     decide (a reply still running, a resend whose reply must be written again), or when another
     turn of the conversation wrote between the read and the write: the database's constraints
     refuse the write (one message per position, one streaming reply, one message per client
@@ -579,18 +566,7 @@ def _continue_unlocked(
     if conversation is None:
         if conversation_id:
             raise (yield sql.Call(_not_found, (user_id,)))
-        return (  # useChat's first message: a chat id not seen yet
-            yield from _start_conversation(
-                user_id=user_id,
-                text=text,
-                files=[],
-                chat_id=chat_id,
-                client_message_id=client_message_id,
-                web_search=web_search,
-                reply_id=reply_id,
-                locked=False,
-            )
-        )
+        return _NOT_SEEN
     running = next((m for m in stored if m.status == Message.Status.STREAMING), None)
     resent = _resent_among(stored, client_message_id) if client_message_id else None
     if resent is not None:

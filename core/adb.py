@@ -189,13 +189,12 @@ async def run(steps: Steps[R]) -> R:
     PostgreSQL: all of them in one database thread."""
     if not available():
         return await run_db(sql.run, steps)
-    send, error = None, None
-    while True:
+    done, step = sql.advance(steps)
+    while not done:
         try:
-            step = steps.send(send) if error is None else steps.throw(error)
-        except StopIteration as done:
-            return done.value
-        try:
-            send, error = await run_step(step), None
-        except Exception as exc:  # noqa: BLE001 - thrown into the steps, which may handle it
-            send, error = None, exc
+            result = await run_step(step)
+        except Exception as exc:  # noqa: BLE001 - the steps' to handle
+            done, step = sql.advance(steps, error=exc)
+        else:
+            done, step = sql.advance(steps, result)
+    return step

@@ -130,19 +130,27 @@ def run_step(step: Step):
     return execute(step) if type(step) is Statement else step()
 
 
+def advance(steps: Steps, sent=None, error: Exception | None = None) -> tuple[bool, object]:
+    """Send `steps` what their last step gave, or throw them what it raised (they may handle
+    it): (True, their result) once they returned, else (False, their next step)."""
+    try:
+        return False, steps.send(sent) if error is None else steps.throw(error)
+    except StopIteration as done:
+        return True, done.value
+
+
 def run(steps: Steps[R]) -> R:
     """Drive `steps` in this thread: each statement through Django's connection, each call
     called."""
-    send, error = None, None
-    while True:
+    done, step = advance(steps)
+    while not done:
         try:
-            step = steps.send(send) if error is None else steps.throw(error)
-        except StopIteration as done:
-            return done.value
-        try:
-            send, error = run_step(step), None
-        except Exception as exc:  # noqa: BLE001 - thrown into the steps, which may handle it
-            send, error = None, exc
+            result = run_step(step)
+        except Exception as exc:  # noqa: BLE001 - the steps' to handle
+            done, step = advance(steps, error=exc)
+        else:
+            done, step = advance(steps, result)
+    return step
 
 
 def insert_statement(objects: Sequence[Model]) -> Statement:
