@@ -6,7 +6,8 @@ logging are `llm.resilience`'s; the SDK retries 408/429/5xx before any event.
   `googleSearch` tool with `web_search`; a message's files go inline (base64) unless the
   request's inline bytes would pass `inline_max_bytes`: then the largest are uploaded through the
   Files API and sent as `fileData`, their uri kept per `FilePart.key` until shortly before Gemini
-  deletes the file (48 h).
+  deletes the file (48 h). Inline parts are kept serialised per `FilePart.key` too
+  (`inline_cache_bytes`): a continued conversation sends the same files with every turn.
 * After the first event nothing is retried: error frames and dropped connections raise at once.
 * Closing a stream (aclose, a cancelled task, `break`) closes its HTTP response, so the server
   sees the disconnect.
@@ -50,6 +51,8 @@ from .transport import GeminiTransport
 logger = logging.getLogger("llm.gemini")
 
 INLINE_MAX_BYTES = 20 * 1024 * 1024
+#: The serialised inline parts kept for later requests (`wire.InlineParts`): JSON bytes in all.
+INLINE_CACHE_BYTES = 32 * 1024 * 1024
 #: Gemini deletes uploaded files after 48 h; a cached uri is dropped an hour before that.
 FILE_LIFETIME_S = 48 * 3600
 FILE_MARGIN_S = 3600
@@ -81,6 +84,7 @@ class GeminiProvider:
         include_thoughts: bool = True,
         thinking_budget: int | None = None,
         inline_max_bytes: int = INLINE_MAX_BYTES,
+        inline_cache_bytes: int = INLINE_CACHE_BYTES,
     ):
         self.transport = GeminiTransport(
             api_key=api_key,
@@ -95,6 +99,7 @@ class GeminiProvider:
         self.include_thoughts = include_thoughts
         self.thinking_budget = thinking_budget
         self.inline_max_bytes = inline_max_bytes
+        self._inline = wire.InlineParts(inline_cache_bytes)
         self._chat_config: dict[str, Any] = {}
         thinking = wire.thinking_config(include_thoughts, thinking_budget)
         if thinking:
@@ -117,7 +122,7 @@ class GeminiProvider:
             value = options.get(key, 1)
             if not isinstance(value, int | float) or value < 0:
                 problems.append(f"{key!r} must be a number of seconds >= 0.")
-        for key in ("max_retries", "max_connections", "inline_max_bytes"):
+        for key in ("max_retries", "max_connections", "inline_max_bytes", "inline_cache_bytes"):
             value = options.get(key, 1)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 problems.append(f"{key!r} must be a whole number >= 0.")
@@ -135,7 +140,7 @@ class GeminiProvider:
         `inline_max_bytes`) the largest files uploaded until the rest fit."""
         files = {f.key: f for m in messages for f in m.files}
         if not files:
-            return wire.inline_part
+            return self._inline
         inline = sum(wire.inline_size(f) for f in files.values())
         uploaded: dict[str, dict[str, Any]] = {}
         for file in sorted(files.values(), key=lambda f: len(f.data), reverse=True):
@@ -143,9 +148,11 @@ class GeminiProvider:
                 break
             uploaded[file.key] = await self._uploaded(file)
             inline -= wire.inline_size(file)
+        if not uploaded:
+            return self._inline
 
-        def part(file: FilePart) -> dict[str, Any]:
-            return uploaded.get(file.key) or wire.inline_part(file)
+        def part(file: FilePart) -> dict[str, Any] | wire.InlinePart:
+            return uploaded.get(file.key) or self._inline(file)
 
         return part
 

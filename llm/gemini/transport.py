@@ -49,6 +49,7 @@ from google.genai import types
 
 from ..calllog import count_attempt
 from ..errors import LLMError, ModelRateLimited, ModelRequestRejected, ModelUnavailable
+from . import wire
 
 logger = logging.getLogger("llm.gemini")
 
@@ -201,15 +202,6 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
-    """orjson (compact, as the SDK's `json.dumps` is not); what orjson refuses (a lone surrogate)
-    by the standard library."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:
-        return json.dumps(body).encode()
-
-
 class WireStream:
     """The JSON events of one streamed model call (one `orjson.loads` each), as the SDK's SSE
     reader splits them. An error object in the body (the way Gemini reports a failure after the
@@ -343,7 +335,7 @@ class GeminiTransport:
             request = api_client._build_request(
                 "post", f"models/{model}:streamGenerateContent?alt=sse", body, None
             )
-            request.data = _dumps(body)
+            request.data = wire.request_json(body)
             response = await api_client._async_request(request, None, stream=True)
         except Exception as exc:
             for opened in responses:
@@ -355,11 +347,14 @@ class GeminiTransport:
 
     async def request(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """`models/{model}:generateContent`, its JSON answer."""
+        api_client = self.client()._api_client
         try:
-            response = await self.client()._api_client.async_request(
-                "post", f"models/{model}:generateContent", body, None
-            )
-            return json.loads(response.body) if response.body else {}
+            path = f"models/{model}:generateContent"
+            request = api_client._build_request("post", path, body, None)
+            request.data = wire.request_json(body)
+            response = await api_client._async_request(request, None, stream=False)
+            text = response.response_stream[0] if response.response_stream else ""
+            return json.loads(text) if text else {}
         except Exception as exc:
             raise map_error(exc) from exc
 

@@ -12,8 +12,13 @@ and keeps the finish reason, the usage and a blocked prompt's reason for the end
 from __future__ import annotations
 
 import base64
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import orjson
 
 from ..errors import ContentBlocked
 from ..types import (
@@ -40,17 +45,67 @@ FINISH: dict[str, FinishReason] = {
 }
 BLOCKING_FINISH = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"}
 
-FilePartFor = Callable[[FilePart], dict[str, Any]]
+FilePartFor = Callable[[FilePart], "dict[str, Any] | InlinePart"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Requests
 
 
-def inline_part(file: FilePart) -> dict[str, Any]:
-    return {
-        "inlineData": {"mimeType": file.media_type, "data": base64.b64encode(file.data).decode()}
-    }
+class InlinePart:
+    """A file's `inlineData` part, already serialised: `request_json` puts these bytes into the
+    body as they are. The base64 of a history's files is most of a continued turn's request, and
+    the same on every turn; kept serialised (`InlineParts`), it is neither encoded nor copied
+    through a str and JSON's escaping scan again."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+
+def inline_part(file: FilePart) -> InlinePart:
+    return InlinePart(
+        b'{"inlineData":{"mimeType":'
+        + orjson.dumps(file.media_type)
+        + b',"data":"'
+        + base64.b64encode(file.data)
+        + b'"}}'
+    )
+
+
+class InlineParts:
+    """`inline_part` of each file, kept by `FilePart.key` (which names the same bytes for as long
+    as it exists), least recently used out, at most `max_bytes` of JSON in all: a continued
+    conversation sends its files again with every turn. Locked: a provider may serve more than
+    one event loop."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._parts: OrderedDict[str, tuple[int, InlinePart]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, file: FilePart) -> InlinePart:
+        with self._lock:
+            entry = self._parts.get(file.key)
+            if entry is not None and entry[0] == len(file.data):
+                self._parts.move_to_end(file.key)
+                return entry[1]
+        part = inline_part(file)
+        size = len(part.json)
+        if size > self.max_bytes // 4:  # one large file would empty the cache for itself
+            return part
+        with self._lock:
+            old = self._parts.pop(file.key, None)
+            if old is not None:
+                self._bytes -= len(old[1].json)
+            self._parts[file.key] = (len(file.data), part)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._parts.popitem(last=False)
+                self._bytes -= len(dropped.json)
+        return part
 
 
 def file_data_part(uri: str, mime_type: str) -> dict[str, Any]:
@@ -104,6 +159,28 @@ def request_body(
     if tool_config:
         body["toolConfig"] = tool_config
     return body
+
+
+def request_json(body: dict[str, Any]) -> bytes:
+    """The body as JSON bytes, compact, with each `InlinePart` as it is. orjson, as the SDK's
+    `json.dumps` is not compact and is slower; what orjson refuses (a lone surrogate in a text)
+    by the standard library, as the SDK would send it."""
+    try:
+        return orjson.dumps(body, default=_fragment)
+    except TypeError:
+        return json.dumps(body, default=_parsed).encode()
+
+
+def _fragment(value: Any) -> orjson.Fragment:
+    if isinstance(value, InlinePart):
+        return orjson.Fragment(value.json)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, InlinePart):
+        return orjson.loads(value.json)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def thinking_config(include_thoughts: bool, budget: int | None) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from llm import (
     TextDelta,
     build_provider,
 )
+from llm.gemini import wire
 from tests.fixtures_gemini import standin_llm_settings
 from tests.gemini_standin import grounding_metadata, text_stream, thought_stream
 
@@ -130,6 +131,55 @@ async def test_files_go_inline_before_the_text_in_every_turn_that_has_them(
     assert [list(p) for p in first["parts"]] == [["inlineData"], ["text"]]
     assert [list(p) for p in last["parts"]] == [["inlineData"], ["text"]]
     assert last["parts"][1]["text"] == "And this?"
+
+
+async def test_a_file_sent_with_every_turn_is_encoded_once(gemini_standin, monkeypatch):
+    """A continued conversation sends its files again each turn: their base64 is kept
+    serialised, and every request still carries the exact bytes."""
+    encoded = []
+    inline_part = wire.inline_part
+    monkeypatch.setattr(wire, "inline_part", lambda f: encoded.append(f.key) or inline_part(f))
+    provider = provider_on(gemini_standin)
+    picture = FilePart("image/png", PNG, "att-1")
+    turn = [ChatMessage("user", "What is this?", files=(picture,))]
+
+    for _ in range(3):
+        await collect(provider.stream_chat(turn, model=MODEL))
+        turn += [ChatMessage("assistant", "A picture."), ChatMessage("user", "More?")]
+
+    assert encoded == ["att-1"]
+    requests = gemini_standin.requests_for("streamGenerateContent")
+    assert [r.inline_data for r in requests] == [[("image/png", PNG)]] * 3
+    assert [len(r.contents) for r in requests] == [1, 3, 5]
+
+
+async def test_a_lone_surrogate_in_a_text_still_sends_the_kept_file(gemini_standin):
+    """orjson refuses a lone surrogate; the standard library's encoding then carries the kept
+    (serialised) inline part as the same JSON."""
+    provider = provider_on(gemini_standin)
+    picture = FilePart("image/png", PNG, "att-1")
+    await collect(provider.stream_chat([ChatMessage("user", "a", files=(picture,))], model=MODEL))
+    odd = [ChatMessage("user", "b \udc00", files=(picture,))]
+
+    await collect(provider.stream_chat(odd, model=MODEL))
+
+    second = gemini_standin.requests_for("streamGenerateContent")[1]
+    assert second.inline_data == [("image/png", PNG)]
+    assert second.contents[0]["parts"][1]["text"] == "b \udc00"
+
+
+def test_kept_inline_parts_stay_within_their_bytes():
+    size = len(wire.inline_part(FilePart("image/png", PNG, "x")).json)
+    parts = wire.InlineParts(max_bytes=4 * size)  # four files of this size
+    files = [FilePart("image/png", PNG, f"att-{i}") for i in range(5)]
+    kept = [parts(f) for f in files]
+
+    assert parts(files[-1]) is kept[-1]  # kept: the same serialised part
+    assert parts(files[0]) is not kept[0]  # the oldest went first
+    assert parts._bytes <= parts.max_bytes
+    assert len(parts._parts) == 4
+    big = FilePart("application/pdf", PNG * 2, "att-big")  # over a quarter: not kept
+    assert parts(big) is not parts(big)
 
 
 async def test_over_the_inline_limit_the_largest_files_go_through_the_files_api(gemini_standin):

@@ -18,7 +18,7 @@ from google.genai import _api_client, types
 from llm import ChatMessage, ModelUnavailable, TextDelta, build_provider
 from llm.gemini.transport import shared_ssl_context
 from tests.fixtures_gemini import standin_llm_settings
-from tests.gemini_standin import error_reply, text_stream
+from tests.gemini_standin import error_reply, text_reply, text_stream
 
 MODEL = "gemini-2.5-flash"
 HELLO = [ChatMessage("user", "Hello")]
@@ -27,7 +27,7 @@ SDK_SHAPE = (
     "`api_client._build_request(method, path, request_dict, http_options)`, sets the request's "
     "`.data` to bytes, awaits `api_client._async_request(http_request, http_options, stream=True)` "
     "and reads one JSON text per SSE event from the response's `_aiter_response_stream()`; "
-    "`async_request(method, path, request_dict, http_options)` for single answers. Re-check "
+    "with `stream=False` it reads the answer's text as `response_stream[0]`. Re-check "
     "transport.py against the installed SDK before changing the google-genai pin in "
     "requirements.txt."
 )
@@ -49,7 +49,6 @@ def test_the_api_client_methods_we_call_keep_their_signature():
     expected = {
         "_build_request": ["self", "http_method", "path", "request_dict", "http_options"],
         "_async_request": ["self", "http_request", "http_options", "stream"],
-        "async_request": ["self", "http_method", "path", "request_dict", "http_options"],
     }
     for name, parameters in expected.items():
         method = getattr(client, name, None)
@@ -76,6 +75,22 @@ async def test_a_streamed_request_sends_bytes_and_yields_one_json_text_per_event
     assert [e["candidates"][0]["content"]["parts"][0]["text"] for e in events] == ["a", "b"], (
         SDK_SHAPE
     )
+    assert gemini_standin.requests[0].body == body, SDK_SHAPE
+    await client.aio.aclose()
+
+
+async def test_a_single_request_sends_bytes_and_reads_the_answer_text(gemini_standin):
+    gemini_standin.enqueue(text_reply("ok"))
+    client = genai.Client(api_key="k", http_options={"base_url": gemini_standin.base_url})
+    api_client = client.aio._api_client
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+    request = api_client._build_request("post", f"models/{MODEL}:generateContent", dict(body), None)
+    request.data = json.dumps(body).encode()
+    response = await api_client._async_request(request, None, stream=False)
+
+    answer = json.loads(response.response_stream[0])
+    assert answer["candidates"][0]["content"]["parts"][0]["text"] == "ok", SDK_SHAPE
     assert gemini_standin.requests[0].body == body, SDK_SHAPE
     await client.aio.aclose()
 
