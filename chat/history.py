@@ -59,8 +59,9 @@ class StoredMessage(NamedTuple):
     parts: list[dict] | None
 
 
-@dataclass(frozen=True)
-class HistoryTurn:
+class HistoryTurn(NamedTuple):
+    """One message the model is sent (a tuple: a long history builds one per message per turn)."""
+
     position: int
     message: ChatMessage
     #: The attachment ids of the files sent with this turn, and their estimated tokens.
@@ -156,29 +157,29 @@ def history_of(
     are left out (system messages never are)."""
     system: list[str] = []
     turns: list[HistoryTurn] = []
-    for row in rows:
-        role = row.role
+    last_role = None  # of turns[-1]
+    for _id, role, content, position, _status, _client_id, parts in rows:
         if role == "system":
-            system.append(row.content)
-        elif row.position < summarized_through or (role == "assistant" and not row.content):
+            system.append(content)
             continue
-        elif role == "user" and (files := [p for p in row.parts or () if p.get("type") == "file"]):
-            turns.append(
-                HistoryTurn(
-                    row.position,
-                    ChatMessage(role, row.content),
-                    file_ids(files),
-                    sum(_file_tokens(f) for f in files),
-                )
+        if position < summarized_through or (role == "assistant" and not content):
+            continue
+        if role == "assistant" and last_role == "assistant":
+            turns.pop()  # an answer that another answer to the same message followed
+        if role == "user" and parts and (files := [p for p in parts if p.get("type") == "file"]):
+            turn = HistoryTurn(
+                position,
+                ChatMessage(role, content),
+                file_ids(files),
+                sum(_file_tokens(f) for f in files),
             )
         else:
-            turns.append(HistoryTurn(row.position, ChatMessage(role, row.content)))
-    answered = [
-        turn
-        for turn, after in zip(turns, [*turns[1:], None], strict=True)
-        if turn.message.role != "assistant" or (after is not None and after.message.role == "user")
-    ]
-    return ConversationHistory(tuple(system), summary, tuple(answered))
+            turn = HistoryTurn(position, ChatMessage(role, content))
+        turns.append(turn)
+        last_role = role
+    if last_role == "assistant":
+        turns.pop()  # an answer being written again (a regenerate) or to a message now resent
+    return ConversationHistory(tuple(system), summary, tuple(turns))
 
 
 def save_summary(*, conversation_id, user_id, summary: str, through: int, model: str, usage):
