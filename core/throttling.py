@@ -1,7 +1,8 @@
 """Rate limits counted by django-ratelimit in the shared cache.
 
 django-ratelimit's decorator does not support async views, so its counter (`get_usage`) is wrapped
-in a DRF throttle (checked by `core.views.StreamingAPIView` in a database thread, off the loop),
+in a DRF throttle (checked by `core.views.StreamingAPIView` in a database thread, off the loop,
+or on the loop when the counts are in this process's memory: `counted_in_process`),
 and the exception handler turns the refusal into a 429 JSON error with `Retry-After`. With
 REDIS_URL set the count is shared by every worker. Logins use `count_attempt` directly
 (accounts.throttling).
@@ -20,6 +21,9 @@ import threading
 import time
 
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
@@ -70,6 +74,14 @@ def count_attempt(request, *, group: str, key, rate: str) -> int | None:
     if usage and usage["should_limit"]:
         return max(1, int(usage["time_left"]))
     return None
+
+
+def counted_in_process() -> bool:
+    """Whether the limits' counts live in this process's memory (the local-memory cache, without
+    REDIS_URL): counting then does no I/O, so a view on the event loop may count there, with no
+    thread hop."""
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    return isinstance(cache, LocMemCache | DummyCache)
 
 
 def rate_enabled(rate: str) -> bool:

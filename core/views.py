@@ -5,6 +5,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView as DRFAPIView
 
 from . import db
+from .throttling import counted_in_process
 
 
 class StreamingAPIView(APIView):
@@ -16,7 +17,8 @@ class StreamingAPIView(APIView):
     With `checks_on_loop`, the view's authentication and permissions must do no I/O (stateless
     JWT): adrf would run them in a thread (a hop of ~70 µs, and the request's first hop starts a
     thread of its own, ~0.3 ms); here they run on the event loop, and the throttles, which do a
-    cache round trip, in a database thread (`core.db.run_db`): a hop only when a limit is on."""
+    cache round trip, in a database thread (`core.db.run_db`): a hop only when a limit is on and
+    counted in Redis (a local-memory count is taken on the loop)."""
 
     checks_on_loop = False
 
@@ -46,7 +48,10 @@ class StreamingAPIView(APIView):
         try:
             self.initial(request, *args, **kwargs)
             if getattr(self, "_throttles_pending", False) and self.get_throttles():
-                await db.run_db(DRFAPIView.check_throttles, self, request)
+                if counted_in_process():  # no I/O: the count is in this process's memory
+                    DRFAPIView.check_throttles(self, request)
+                else:
+                    await db.run_db(DRFAPIView.check_throttles, self, request)
             method = request.method.lower()
             handler = self.http_method_not_allowed
             if method in self.http_method_names:
