@@ -83,31 +83,41 @@ class _LoopPool:
         self.timeout = timeout
         self.closed = False
 
+    async def acquire(self) -> psycopg.AsyncConnection:
+        """A connection of the pool, once one is free (an idle one, or a new one). Give it back
+        with `release`."""
+        if self.free.locked():  # all lent: wait, no longer than the timeout
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self.free.acquire()
+            except TimeoutError:
+                raise psycopg.OperationalError(
+                    f"no database connection free on this event loop after {self.timeout:g} s"
+                ) from None
+        else:  # returns at once: no timer to arm and cancel (~20 µs a statement)
+            await self.free.acquire()
+        try:
+            return self.idle.pop() if self.idle else await self._connect()
+        except BaseException:
+            self.free.release()
+            raise
+
+    async def release(self, conn: psycopg.AsyncConnection) -> None:
+        try:
+            if self.closed or conn.closed or conn.broken or conn.info.transaction_status != IDLE:
+                await conn.close()  # it cannot serve the next statement
+            else:
+                self.idle.append(conn)
+        finally:
+            self.free.release()
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        conn = await self.acquire()
         try:
-            async with asyncio.timeout(self.timeout):
-                await self.free.acquire()
-        except TimeoutError:
-            raise psycopg.OperationalError(
-                f"no database connection free on this event loop after {self.timeout:g} s"
-            ) from None
-        conn = None
-        try:
-            conn = self.idle.pop() if self.idle else await self._connect()
             yield conn
         finally:
-            if conn is not None:
-                if (
-                    self.closed
-                    or conn.closed
-                    or conn.broken
-                    or conn.info.transaction_status != IDLE
-                ):
-                    await conn.close()  # it cannot serve the next statement
-                else:
-                    self.idle.append(conn)
-            self.free.release()
+            await self.release(conn)
 
     async def _connect(self) -> psycopg.AsyncConnection:
         try:
@@ -166,14 +176,17 @@ async def close() -> None:
 async def execute(statement: Statement):
     """Run `statement` on a connection of this loop's pool: its rows when it `fetch`es, else
     the number of rows it changed. Raises Django's database errors."""
-    pool = await _pool()
+    pool = _pools.get(asyncio.get_running_loop()) or await _pool()
     with _django_errors:
-        async with pool.connection() as conn:
+        conn = await pool.acquire()
+        try:
             cursor = conn.cursor()
             await cursor.execute(statement.sql, statement.params)
             if statement.fetch:
                 return await cursor.fetchall()
             return cursor.rowcount
+        finally:
+            await pool.release(conn)
 
 
 async def run_step(step: Step):
