@@ -304,6 +304,8 @@ class GeminiTransport:
                     ssl=shared_ssl_context(),
                 ),
                 trace_configs=[trace],
+                # The API sets no cookie worth sending back: none is kept, none is looked up.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 # The proxy is read from the environment once, here: with trust_env aiohttp
                 # would read ~/.netrc and the proxy variables in a worker thread on every
                 # request (two thread hops before each model call).
