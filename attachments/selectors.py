@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from functools import cache
+from typing import NamedTuple
 from uuid import UUID
 
 import orjson
@@ -17,6 +20,7 @@ from django.core.files.storage import FileSystemStorage
 from django.db import connection
 
 from core import sql
+from core.db import run_db
 from core.errors import NotFound
 from llm.types import FilePart
 
@@ -237,3 +241,78 @@ def read_file_parts(rows: Iterable[Sequence]) -> dict[str, FilePart]:
         parts[part.key] = part
         recent_files.put(part)
     return parts
+
+
+# Reading stored files from the event loop, many turns' in one hop --------------------------------
+#: Per event loop: the reads waiting for the next batch, while one is under way.
+_queued: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_QueuedRead]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_reading: set[asyncio.Task] = set()
+
+
+class _QueuedRead(NamedTuple):
+    rows: list[Sequence]
+    done: asyncio.Future[dict[str, FilePart]]
+
+
+async def aread_file_parts(rows: list[Sequence]) -> dict[str, FilePart]:
+    """`read_file_parts` from the event loop. The storage is read in a database thread; the
+    reads that concurrent turns ask for while one hop is under way wait for the next and share
+    it. Each hop costs far more CPU than reading a few small files (waking a thread, handing
+    the GIL over and back), and under load many turns read their histories' files at once."""
+    loop = asyncio.get_running_loop()
+    read = _QueuedRead(rows, loop.create_future())
+    queue = _queued.get(loop)
+    if queue is None:
+        queue = _queued[loop] = []
+        task = loop.create_task(_read_queued(loop, queue))  # its own: no caller's to cancel
+        _reading.add(task)
+        task.add_done_callback(_reading.discard)
+    queue.append(read)
+    return await read.done
+
+
+async def _read_queued(loop: asyncio.AbstractEventLoop, queue: list[_QueuedRead]) -> None:
+    try:
+        while queue:
+            batch = queue[:]
+            queue.clear()
+            try:
+                results = await run_db(_read_each, [read.rows for read in batch])
+            except Exception as exc:  # noqa: BLE001 - each caller's to handle
+                results = [exc] * len(batch)
+            except BaseException:  # cancelled: the loop is closing
+                _settle(batch, [None] * len(batch))
+                raise
+            _settle(batch, results)
+    finally:
+        if _queued.get(loop) is queue:
+            del _queued[loop]
+        _settle(queue, [None] * len(queue))
+
+
+def _read_each(batch: list[list[Sequence]]) -> list[dict[str, FilePart] | Exception]:
+    """Each read of the batch, or the error it met (the others still get their files)."""
+    results: list[dict[str, FilePart] | Exception] = []
+    for rows in batch:
+        try:
+            results.append(read_file_parts(rows))
+        except Exception as exc:  # noqa: BLE001 - handed to its own caller
+            results.append(exc)
+    return results
+
+
+def _settle(batch: list[_QueuedRead], results: list) -> None:
+    """Each read's result, error, or (None) cancellation."""
+    for read, result in zip(batch, results, strict=True):
+        if read.done.done():
+            continue  # its caller left
+        if result is None:
+            read.done.cancel()
+        elif isinstance(result, Exception):
+            read.done.set_exception(result)
+        else:
+            read.done.set_result(result)

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from accounts.authentication import UserNotActive
 from attachments.selectors import (
+    aread_file_parts,
     file_parts,
     file_rows_of_parts_sql,
     read_file_parts,
@@ -506,16 +507,21 @@ def _locked_turn_with_files(**arguments) -> Turn:
 async def astart_turn(*, files: list[dict], regenerate: bool, **arguments) -> Turn:
     """`start_turn_with_files` from the event loop. On PostgreSQL a message without files runs
     its statements on the loop (`core.adb`), then reads the history's files this process lacks
-    in a database thread (when there are any); the locked path (files, a regenerate, a turn
+    from the storage in a database thread, in one hop with concurrent turns' reads
+    (`aread_file_parts`); the locked path (files, a regenerate, a turn
     another got ahead of, SQLite) runs in a database thread, whole: one hop."""
     if not _unlocked_eligible(files, regenerate):
         return await run_db(start_turn_with_files, files=files, regenerate=regenerate, **arguments)
     turn = await adb.run(_start_unlocked(**arguments))
     if turn is None:
         return await run_db(_locked_turn_with_files, files=[], regenerate=False, **arguments)
-    if missing := missing_history_files(turn):
-        turn = await run_db(with_history_files, turn, missing)
-    return turn
+    if not (missing := missing_history_files(turn)):
+        return turn
+    if turn.attachments is None:  # their rows were not read with the history
+        return await run_db(with_history_files, turn, missing)
+    wanted = set(missing)
+    rows = [row for row in turn.attachments if row[0] in wanted]
+    return dataclasses.replace(turn, files=await aread_file_parts(rows))
 
 
 def _unlocked_eligible(files, regenerate: bool) -> bool:

@@ -578,9 +578,10 @@ async def test_statements_per_continued_turn_do_not_grow_with_the_history(
         assert response.status_code == 200
         seen[name] = (list(statements), list(statements.full))
         # The history's image is read in the turn's burst (SQLite), or, once the turn's
-        # statements ran on the event loop (PostgreSQL), in a thread: no query of its own.
+        # statements ran on the event loop (PostgreSQL), in a thread (`aread_file_parts`, whose
+        # hops concurrent turns share): no query of its own.
         assert [hop for hop in thread_hops if hop.startswith("run_db")] == (
-            [*throttle_hop(), "run_db(with_history_files)"]
+            [*throttle_hop(), "run_db(_read_each)"]
             if connection.vendor == "postgresql"
             else [*throttle_hop(), "run_db(start_turn_with_files)", "run_db(run_step)"]
         ), name
