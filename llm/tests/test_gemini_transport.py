@@ -26,8 +26,9 @@ SDK_SHAPE = (
     "google-genai's private API client changed shape: llm/gemini/transport.py calls "
     "`api_client._build_request(method, path, request_dict, http_options)`, sets the request's "
     "`.data` to bytes, awaits `api_client._async_request(http_request, http_options, stream=True)` "
-    "and reads one JSON text per SSE event from the response's `_aiter_response_stream()`; "
-    "with `stream=False` it reads the answer's text as `response_stream[0]`. Re-check "
+    "and reads the SSE body from the aiohttp response in the result's `response_stream` (raw JSON "
+    "lines through `_RawJsonLineBuffer().add_line()/.flush()`); with `stream=False` it reads the "
+    "answer's text as `response_stream[0]`. Re-check "
     "transport.py against the installed SDK before changing the google-genai pin in "
     "requirements.txt."
 )
@@ -54,7 +55,12 @@ def test_the_api_client_methods_we_call_keep_their_signature():
         method = getattr(client, name, None)
         assert method is not None, f"{SDK_SHAPE} (missing: BaseApiClient.{name})"
         assert list(inspect.signature(method).parameters) == parameters, SDK_SHAPE
-    assert callable(getattr(_api_client.HttpResponse, "_aiter_response_stream", None)), SDK_SHAPE
+    buffer = _api_client._RawJsonLineBuffer()
+    assert [buffer.add_line('{"error": {'), buffer.add_line('"code": 500}}')] == [
+        None,
+        '{"error": {"code": 500}}',
+    ], SDK_SHAPE
+    assert buffer.flush() == "", SDK_SHAPE
     assert "data" in inspect.signature(_api_client.HttpRequest).parameters, SDK_SHAPE
     assert "aiohttp_client" in types.HttpOptions.model_fields, SDK_SHAPE
 
@@ -70,7 +76,9 @@ async def test_a_streamed_request_sends_bytes_and_yields_one_json_text_per_event
     )
     request.data = json.dumps(body).encode()
     response = await api_client._async_request(request, None, stream=True)
-    events = [json.loads(text) async for text in response._aiter_response_stream()]
+    assert isinstance(response.response_stream, aiohttp.ClientResponse), SDK_SHAPE
+    sse = (await response.response_stream.read()).decode()
+    events = [json.loads(line[6:]) for line in sse.splitlines() if line[:6] == "data: "]
 
     assert [e["candidates"][0]["content"]["parts"][0]["text"] for e in events] == ["a", "b"], (
         SDK_SHAPE
@@ -277,3 +285,69 @@ async def test_a_read_that_stalls_past_the_timeout_is_model_unavailable(gemini_s
 
     assert received == [TextDelta("one ")]
     assert await gemini_standin.wait_for(lambda: gemini_standin.requests[0].disconnected)
+
+
+# --- splitting the SSE body -----------------------------------------------------------------------
+
+
+class FakeBody:
+    """An aiohttp response whose body arrives in the given pieces."""
+
+    def __init__(self, pieces: list[bytes]):
+        self.pieces = list(pieces)
+        self.content = self
+        self.headers: dict[str, str] = {}
+        self.released = self.closed = False
+
+    async def readany(self) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def release(self) -> None:
+        self.released = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def wire_stream(pieces: list[bytes]):
+    from types import SimpleNamespace
+
+    from llm.gemini.transport import WireStream
+
+    body = FakeBody(pieces)
+    return WireStream(SimpleNamespace(response_stream=body), []), body
+
+
+SSE = 'data: {"a": "é…"}\r\n\r\ndata: {"b": 2}\r\n\r\n'.encode()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, len(SSE)])
+async def test_events_split_anywhere_across_reads_come_whole(size):
+    """An event may arrive in any number of reads, cut anywhere (in a UTF-8 character too)."""
+    stream, body = wire_stream([SSE[i : i + size] for i in range(0, len(SSE), size)])
+
+    assert [event async for event in stream] == [{"a": "é…"}, {"b": 2}]
+    assert body.released and not body.closed  # read to its end: back to the pool
+
+
+async def test_an_event_of_several_data_lines_and_one_without_its_blank_line():
+    stream, _ = wire_stream([b'data: {"a":\ndata: 1}\n\ndata: {"b": 2}'])
+
+    assert [event async for event in stream] == [{"a": 1}, {"b": 2}]
+
+
+async def test_an_error_sent_as_raw_json_lines_is_the_sdks_error_for_it():
+    """Without SSE framing, an error body comes line by line (GEMINI_WIRE.md §4.3)."""
+    raw = b'{\n  "error": {\n    "code": 503,\n    "message": "overloaded",\n'
+    stream, _ = wire_stream([raw, b'    "status": "UNAVAILABLE"\n  }\n}\n'])
+
+    with pytest.raises(ModelUnavailable, match="503 UNAVAILABLE: overloaded"):
+        await anext(stream)
+
+
+async def test_closing_a_stream_before_its_end_closes_its_response():
+    stream, body = wire_stream([SSE[:10], SSE[10:]])
+    await stream.aclose()
+
+    assert body.closed and not body.released
+    assert [event async for event in stream] == []
