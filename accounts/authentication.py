@@ -7,6 +7,7 @@ token for the user's id; the view then checks that the user still exists and is 
 turn's first statement (`chat.turns.start_turn`), so a deactivated user is still refused.
 """
 
+import threading
 import time
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
@@ -32,6 +33,7 @@ class StatelessJWTAuthentication(JWTStatelessUserAuthentication):
     through simplejwt again, which refuses it (or allows the configured leeway)."""
 
     _verified: dict[bytes, tuple[Token, float]] = {}
+    _lock = threading.Lock()
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         verified = self._verified.get(raw_token)
@@ -41,10 +43,11 @@ class StatelessJWTAuthentication(JWTStatelessUserAuthentication):
         expires = token.payload.get("exp")
         if isinstance(expires, int | float):
             cache = self._verified
-            cache.pop(raw_token, None)
-            if len(cache) >= VERIFIED_TOKENS_MAX:
-                del cache[next(iter(cache))]  # dicts keep insertion order: the oldest
-            cache[raw_token] = (token, float(expires))
+            with self._lock:  # the streams read it on the loop, other views in threads
+                cache.pop(raw_token, None)
+                if len(cache) >= VERIFIED_TOKENS_MAX:
+                    del cache[next(iter(cache))]  # dicts keep insertion order: the oldest
+                cache[raw_token] = (token, float(expires))
         return token
 
 

@@ -508,8 +508,8 @@ async def astart_turn(*, files: list[dict], regenerate: bool, **arguments) -> Tu
     """`start_turn_with_files` from the event loop. On PostgreSQL a message without files runs
     its statements on the loop (`core.adb`), then reads the history's files this process lacks
     from the storage in a database thread, in one hop with concurrent turns' reads
-    (`aread_file_parts`); the locked path (files, a regenerate, a turn
-    another got ahead of, SQLite) runs in a database thread, whole: one hop."""
+    (`aread_file_parts`); the locked path (files, a regenerate, a turn another got ahead of,
+    SQLite) runs in a database thread, whole: one hop."""
     if not _unlocked_eligible(files, regenerate):
         return await run_db(start_turn_with_files, files=files, regenerate=regenerate, **arguments)
     turn = await adb.run(_start_unlocked(**arguments))

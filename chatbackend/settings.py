@@ -223,6 +223,8 @@ GEMINI_THINKING_BUDGET = (
     env_int("GEMINI_THINKING_BUDGET", 0) if env_str("GEMINI_THINKING_BUDGET") else None
 )
 GEMINI_INLINE_MAX_BYTES = env_int("GEMINI_INLINE_MAX_BYTES", 20 * 1024 * 1024)
+# Inline files kept base64-encoded in each process for the next turns that send them again.
+GEMINI_INLINE_CACHE_BYTES = env_int("GEMINI_INLINE_CACHE_BYTES", 32 * 1024 * 1024)
 OFFLINE_CHUNK_DELAY_MS = env_int("OFFLINE_CHUNK_DELAY_MS", 30)
 # The provider layer's one setting (see llm/registry.py; checked by llm/checks.py). Code outside
 # llm/ asks `llm.model_for("chat" | "fast" | "complex")` and `llm.get_provider()`.
@@ -240,6 +242,7 @@ if AI_PROVIDER == "gemini":
             "include_thoughts": GEMINI_INCLUDE_THOUGHTS,
             "thinking_budget": GEMINI_THINKING_BUDGET,
             "inline_max_bytes": GEMINI_INLINE_MAX_BYTES,
+            "inline_cache_bytes": GEMINI_INLINE_CACHE_BYTES,
         },
         "MODELS": {
             "chat": GEMINI_MODEL,

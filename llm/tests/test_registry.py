@@ -71,6 +71,7 @@ def test_with_a_key_the_default_is_gemini_with_the_documented_models():
     assert seen["options"]["include_thoughts"] is True
     assert seen["options"]["thinking_budget"] == 512
     assert seen["options"]["inline_max_bytes"] == 20 * 1024 * 1024
+    assert seen["options"]["inline_cache_bytes"] == 32 * 1024 * 1024
 
 
 def test_gemini_env_vars_still_name_the_models():
