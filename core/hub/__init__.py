@@ -26,6 +26,9 @@ import asyncio
 import threading
 import weakref
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 from .config import HubConfig
 from .local import Channel, Hub
 
@@ -36,14 +39,29 @@ _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.We
 _retired: set[asyncio.Task[None]] = set()
 
 
+#: The hub settings, read once (each turn asks for its hub twice) and again after one of them
+#: changes (`setting_changed`: override_settings, pytest-django's `settings` fixture).
+_config: HubConfig | None = None
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs) -> None:
+    global _config
+    if setting == "REDIS_URL" or setting.startswith("GENERATION_"):
+        _config = None
+
+
 def get_hub() -> Hub:
     """The hub of the running event loop (built from settings on first use). Built again when the
     settings it came from change (pytest-django's `settings` fixture); the old one is closed."""
+    global _config
     loop = asyncio.get_running_loop()
-    config = HubConfig.from_settings()
+    config = _config
+    if config is None:
+        config = _config = HubConfig.from_settings()
     with _lock:
         hub = _by_loop.get(loop)
-        if hub is not None and hub.config == config and not hub._closing:
+        if hub is not None and (hub.config is config or hub.config == config) and not hub._closing:
             return hub
         if hub is not None:
             task = loop.create_task(hub.aclose())
