@@ -98,9 +98,13 @@ def with_history_files(turn: Turn, missing: list[str] | None = None) -> Turn:
         return turn
     if turn.attachments is None:
         return dataclasses.replace(turn, files=file_parts(ids=missing))
-    wanted = set(missing)
-    rows = [row for row in turn.attachments if row[0] in wanted]
-    return dataclasses.replace(turn, files=read_file_parts(rows))
+    return dataclasses.replace(turn, files=read_file_parts(_attachment_rows(turn, missing)))
+
+
+def _attachment_rows(turn: Turn, ids: list[str]) -> list:
+    """The rows of `turn`'s history attachments (read with its messages) that `ids` name."""
+    wanted = set(ids)
+    return [row for row in turn.attachments or () if row[0] in wanted]
 
 
 def title_from(text: str) -> str:
@@ -519,8 +523,7 @@ async def astart_turn(*, files: list[dict], regenerate: bool, **arguments) -> Tu
         return turn
     if turn.attachments is None:  # their rows were not read with the history
         return await run_db(with_history_files, turn, missing)
-    wanted = set(missing)
-    rows = [row for row in turn.attachments if row[0] in wanted]
+    rows = _attachment_rows(turn, missing)
     return dataclasses.replace(turn, files=await aread_file_parts(rows))
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
 import psycopg
@@ -110,14 +109,6 @@ class _LoopPool:
                 self.idle.append(conn)
         finally:
             self.free.release()
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        conn = await self.acquire()
-        try:
-            yield conn
-        finally:
-            await self.release(conn)
 
     async def _connect(self) -> psycopg.AsyncConnection:
         try:

@@ -151,9 +151,12 @@ async def test_a_statement_waits_for_a_free_connection_no_longer_than_the_pools_
     await adb.close()
     pool = await adb._pool()
     pool.timeout = 0.05
-    async with pool.connection():  # the only one, held
+    held = await pool.acquire()  # the only one
+    try:
         with pytest.raises(OperationalError, match="no database connection free"):
             await adb.execute(sql.Statement("SELECT 1"))
+    finally:
+        await pool.release(held)
     assert await adb.execute(sql.Statement("SELECT 1", fetch=True)) == [(1,)]
 
 
