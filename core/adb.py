@@ -15,7 +15,8 @@ Connections: a small pool per event loop (a connection belongs to the loop that 
 uvicorn's worker has one loop; tests and asgiref's `async_to_sync` make one per call), made
 with Django's own connection parameters (the same adapters: jsonb read as text, timestamps in
 the connection's time zone; client-side binding, as Django's cursors). It lends one connection
-per statement, holds `DB_LOOP_POOL_MAX_SIZE` at most (a statement waits `DB_POOL_TIMEOUT_S` for
+per statement, with the one cursor it keeps for that connection (a cursor's adapters keep the
+dumper found for each parameter type: a new cursor per statement looked them all up again), holds `DB_LOOP_POOL_MAX_SIZE` at most (a statement waits `DB_POOL_TIMEOUT_S` for
 one), keeps those given back, drops the broken ones, and closes them when its loop shuts down
 (`loop.shutdown_asyncgens()`, which asyncio.run, uvicorn, asgiref and pytest-asyncio all call
 before closing a loop) or at the lifespan's shutdown.
@@ -74,17 +75,17 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
 
 
 class _LoopPool:
-    """The connections of one event loop (see the module's docstring)."""
+    """The connections of one event loop (see the module's docstring), lent as their cursors."""
 
     def __init__(self, size: int, timeout: float):
-        self.idle: list[psycopg.AsyncConnection] = []
+        self.idle: list[psycopg.AsyncCursor] = []
         self.free = asyncio.Semaphore(size)
         self.timeout = timeout
         self.closed = False
 
-    async def acquire(self) -> psycopg.AsyncConnection:
-        """A connection of the pool, once one is free (an idle one, or a new one). Give it back
-        with `release`."""
+    async def acquire(self) -> psycopg.AsyncCursor:
+        """The cursor of a connection of the pool, once one is free (an idle one, or a new
+        one). Give it back with `release`."""
         if self.free.locked():  # all lent: wait, no longer than the timeout
             try:
                 async with asyncio.timeout(self.timeout):
@@ -96,17 +97,18 @@ class _LoopPool:
         else:  # returns at once: no timer to arm and cancel (~20 µs a statement)
             await self.free.acquire()
         try:
-            return self.idle.pop() if self.idle else await self._connect()
+            return self.idle.pop() if self.idle else (await self._connect()).cursor()
         except BaseException:
             self.free.release()
             raise
 
-    async def release(self, conn: psycopg.AsyncConnection) -> None:
+    async def release(self, cursor: psycopg.AsyncCursor) -> None:
+        conn = cursor.connection
         try:
             if self.closed or conn.closed or conn.broken or conn.info.transaction_status != IDLE:
                 await conn.close()  # it cannot serve the next statement
             else:
-                self.idle.append(conn)
+                self.idle.append(cursor)
         finally:
             self.free.release()
 
@@ -128,8 +130,8 @@ class _LoopPool:
     async def close(self) -> None:
         self.closed = True
         idle, self.idle = self.idle, []
-        for conn in idle:
-            await conn.close()
+        for cursor in idle:
+            await cursor.connection.close()
 
 
 async def _keep(loop: asyncio.AbstractEventLoop, pool: _LoopPool) -> AsyncIterator[None]:
@@ -169,15 +171,14 @@ async def execute(statement: Statement):
     the number of rows it changed. Raises Django's database errors."""
     pool = _pools.get(asyncio.get_running_loop()) or await _pool()
     with _django_errors:
-        conn = await pool.acquire()
+        cursor = await pool.acquire()
         try:
-            cursor = conn.cursor()
             await cursor.execute(statement.sql, statement.params)
             if statement.fetch:
                 return await cursor.fetchall()
             return cursor.rowcount
         finally:
-            await pool.release(conn)
+            await pool.release(cursor)
 
 
 async def run_step(step: Step):

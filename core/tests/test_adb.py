@@ -140,6 +140,29 @@ async def test_a_connection_the_server_ended_is_not_lent_again():
     assert new_pid != pid
 
 
+async def test_a_connections_statements_share_its_cursor(monkeypatch):
+    """A cursor keeps the dumper it found for each parameter type: the pool lends each
+    connection with its one cursor, not a new cursor (and new look-ups) per statement."""
+    import psycopg
+
+    made = []
+    cursor_of = psycopg.AsyncConnection.cursor
+
+    def counted(self, *args, **kwargs):
+        made.append(cursor_of(self, *args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "cursor", counted)
+    await adb.close()
+    await adb.execute(sql.Statement("SELECT 1"))  # connects (and sets it up: a cursor or two)
+    made.clear()
+
+    for n in range(5):
+        assert await adb.execute(sql.Statement("SELECT %s", [n], fetch=True)) == [(n,)]
+
+    assert made == []
+
+
 async def test_a_statement_waits_for_a_free_connection_no_longer_than_the_pools_timeout(
     settings,
 ):
