@@ -16,8 +16,9 @@ uvicorn's worker has one loop; tests and asgiref's `async_to_sync` make one per 
 with Django's own connection parameters (the same adapters: jsonb read as text, timestamps in
 the connection's time zone; client-side binding, as Django's cursors). It lends one connection
 per statement, with the one cursor it keeps for that connection (a cursor's adapters keep the
-dumper found for each parameter type: a new cursor per statement looked them all up again), holds `DB_LOOP_POOL_MAX_SIZE` at most (a statement waits `DB_POOL_TIMEOUT_S` for
-one), keeps those given back, drops the broken ones, and closes them when its loop shuts down
+dumper found for each parameter type: a new cursor per statement looked them all up again),
+holds `DB_LOOP_POOL_MAX_SIZE` at most (a statement waits `DB_POOL_TIMEOUT_S` for one), keeps
+those given back, drops the broken ones, and closes them when its loop shuts down
 (`loop.shutdown_asyncgens()`, which asyncio.run, uvicorn, asgiref and pytest-asyncio all call
 before closing a loop) or at the lifespan's shutdown.
 
