@@ -16,7 +16,7 @@ own lacks:
 * a connection limit (`max_connections`: a streamed reply holds a connection for its whole
   length, so this caps the worker's concurrent model streams);
 * one shared SSL context (loading the CA store costs ~35 ms; the SDK would build more per client);
-* a TraceConfig that counts each request sent for the current call (`llm.calllog`) and keeps the
+* its `_request` counts each request sent for the current call (`llm.calllog`) and keeps the
   responses of a stream, so that closing the stream closes its HTTP response at once (the SDK's
   nested generators only release it when the garbage collector gets to them) and the server sees
   the disconnect;
@@ -70,16 +70,6 @@ _opening: contextvars.ContextVar[list[aiohttp.ClientResponse] | None] = contextv
 )
 
 
-async def _on_request_start(session: Any, context: Any, params: Any) -> None:
-    count_attempt()
-
-
-async def _on_request_end(session: Any, context: Any, params: Any) -> None:
-    responses = _opening.get()
-    if responses is not None:
-        responses.append(params.response)
-
-
 _ssl_context: ssl.SSLContext | None = None
 
 
@@ -101,16 +91,25 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
 
     class _Session(aiohttp.ClientSession):
-        """The SDK passes `ClientTimeout(total=t)`; a streamed reply may last longer than t, so
+        """Each request is counted for the current call (`llm.calllog`), and the response of a
+        stream being opened is kept (`_opening`). Here rather than in an aiohttp TraceConfig,
+        whose machinery (a Trace per request, callbacks for the headers and each chunk sent)
+        ran on every model call for these two lines.
+
+        The SDK passes `ClientTimeout(total=t)`; a streamed reply may last longer than t, so
         t bounds connecting and each read instead (httpx's meaning of a timeout)."""
 
-        def _request(self, method: str, str_or_url: Any, **kwargs: Any) -> Any:
+        async def _request(self, method: str, str_or_url: Any, **kwargs: Any) -> Any:
             timeout = kwargs.get("timeout")
             if isinstance(timeout, aiohttp.ClientTimeout) and timeout.total:
                 kwargs["timeout"] = aiohttp.ClientTimeout(
                     sock_connect=timeout.total, sock_read=timeout.total
                 )
-            return super()._request(method, str_or_url, **kwargs)
+            count_attempt()
+            response = await super()._request(method, str_or_url, **kwargs)
+            if (responses := _opening.get()) is not None:
+                responses.append(response)
+            return response
 
         def __del__(self, _warnings: Any = warnings) -> None:
             """A session of a loop that ended without `aclose()` (a test's, an `asyncio.run`):
@@ -349,9 +348,6 @@ class GeminiTransport:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            trace = aiohttp.TraceConfig()
-            trace.on_request_start.append(_on_request_start)
-            trace.on_request_end.append(_on_request_end)
             session = _Session(
                 connector=_Connector(
                     limit=self.max_connections,
@@ -359,7 +355,6 @@ class GeminiTransport:
                     keepalive_timeout=30.0,
                     ssl=shared_ssl_context(),
                 ),
-                trace_configs=[trace],
                 # The API sets no cookie worth sending back: none is kept, none is looked up.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 # The proxy is read from the environment once, here: with trust_env aiohttp
