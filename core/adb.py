@@ -208,6 +208,13 @@ async def run(steps: Steps[R]) -> R:
         return await run_db(sql.run, steps)
     pool = _pools.get(asyncio.get_running_loop()) or await _pool()
     cursor: psycopg.AsyncCursor | None = None
+
+    async def give_back() -> None:
+        nonlocal cursor
+        if cursor is not None:
+            held, cursor = cursor, None  # not given back twice, even if closing it fails
+            await pool.release(held)
+
     done, step = sql.advance(steps)
     try:
         while not done:
@@ -218,18 +225,13 @@ async def run(steps: Steps[R]) -> R:
                             cursor = await pool.acquire()
                         result = await _execute_on(cursor, step)
                 else:
-                    if cursor is not None:
-                        cursor, held = None, cursor
-                        await pool.release(held)
+                    await give_back()  # not held while a database thread runs the call
                     result = await run_db(sql.run_step, step)
             except Exception as exc:  # noqa: BLE001 - the steps' to handle
-                if cursor is not None:
-                    cursor, held = None, cursor
-                    await pool.release(held)
+                await give_back()  # the error may have broken it
                 done, step = sql.advance(steps, error=exc)
             else:
                 done, step = sql.advance(steps, result)
     finally:
-        if cursor is not None:
-            await pool.release(cursor)
+        await give_back()
     return step
