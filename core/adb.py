@@ -174,16 +174,12 @@ async def execute(statement: Statement):
     with _django_errors:
         cursor = await pool.acquire()
         try:
-            return await _execute_on(cursor, statement)
+            await cursor.execute(statement.sql, statement.params)
+            if statement.fetch:
+                return await cursor.fetchall()
+            return cursor.rowcount
         finally:
             await pool.release(cursor)
-
-
-async def _execute_on(cursor: psycopg.AsyncCursor, statement: Statement):
-    await cursor.execute(statement.sql, statement.params)
-    if statement.fetch:
-        return await cursor.fetchall()
-    return cursor.rowcount
 
 
 async def run_step(step: Step):
@@ -196,42 +192,15 @@ async def run_step(step: Step):
 
 async def run(steps: Steps[R]) -> R:
     """`core.sql.run` from the loop: each statement here, each call in a database thread. Not
-    PostgreSQL: all of them in one database thread.
-
-    The statements run one after another on one connection, held from the first to the last
-    (given back for a call, and after an error, which may have broken it): a turn's two
-    statements then wait for a connection once. Lent per statement, under a burst of turns
-    every turn's second statement queued behind every other turn's first: all of them reached
-    the model at about the same time, late (TTFT p50 at 200 streams was the whole burst's
-    database work, not half of it)."""
+    PostgreSQL: all of them in one database thread."""
     if not available():
         return await run_db(sql.run, steps)
-    pool = _pools.get(asyncio.get_running_loop()) or await _pool()
-    cursor: psycopg.AsyncCursor | None = None
-
-    async def give_back() -> None:
-        nonlocal cursor
-        if cursor is not None:
-            held, cursor = cursor, None  # not given back twice, even if closing it fails
-            await pool.release(held)
-
     done, step = sql.advance(steps)
-    try:
-        while not done:
-            try:
-                if type(step) is Statement:
-                    with _django_errors:
-                        if cursor is None:
-                            cursor = await pool.acquire()
-                        result = await _execute_on(cursor, step)
-                else:
-                    await give_back()  # not held while a database thread runs the call
-                    result = await run_db(sql.run_step, step)
-            except Exception as exc:  # noqa: BLE001 - the steps' to handle
-                await give_back()  # the error may have broken it
-                done, step = sql.advance(steps, error=exc)
-            else:
-                done, step = sql.advance(steps, result)
-    finally:
-        await give_back()
+    while not done:
+        try:
+            result = await run_step(step)
+        except Exception as exc:  # noqa: BLE001 - the steps' to handle
+            done, step = sql.advance(steps, error=exc)
+        else:
+            done, step = sql.advance(steps, result)
     return step
