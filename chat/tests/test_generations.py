@@ -462,11 +462,11 @@ def statements(monkeypatch):
         record(sql.split()[0].upper(), sql)
         return original(self, sql, params, *ignored_wrappers)
 
-    original_on_loop = adb.execute
+    original_on_loop = adb._execute_on
 
-    async def on_loop(statement):
+    async def on_loop(cursor, statement):
         record(statement.sql.split()[0].upper(), statement.sql)
-        return await original_on_loop(statement)
+        return await original_on_loop(cursor, statement)
 
     def autocommit(self, autocommit, *args, **kwargs):
         if not autocommit and self.vendor == "postgresql":
@@ -480,7 +480,7 @@ def statements(monkeypatch):
     monkeypatch.setattr(utils.CursorWrapper, "_execute", counting)
     monkeypatch.setattr(BaseDatabaseWrapper, "set_autocommit", autocommit)
     monkeypatch.setattr(BaseDatabaseWrapper, "commit", commit)
-    monkeypatch.setattr(adb, "execute", on_loop)
+    monkeypatch.setattr(adb, "_execute_on", on_loop)
     seen.full = full
     return seen
 

@@ -163,6 +163,82 @@ async def test_a_connections_statements_share_its_cursor(monkeypatch):
     assert made == []
 
 
+def pid_steps(log: list):
+    """Steps that read their connection's backend pid three times."""
+    for _ in range(3):
+        ((pid,),) = yield sql.Statement("SELECT pg_backend_pid()", fetch=True)
+        log.append(pid)
+    return "done"
+
+
+async def test_a_sequences_statements_wait_for_a_connection_once(monkeypatch):
+    """A turn's statements run on one connection, held from the first to the last: lent per
+    statement, a burst of turns queued every second statement behind every first one."""
+    await adb.close()
+    pool = await adb._pool()
+    acquired = []
+    acquire = pool.acquire
+
+    async def counted():
+        acquired.append(await acquire())
+        return acquired[-1]
+
+    monkeypatch.setattr(pool, "acquire", counted)
+    pids: list[int] = []
+
+    assert await adb.run(pid_steps(pids)) == "done"
+
+    assert len(acquired) == 1 and len(set(pids)) == 1
+    assert len(pool.idle) == 1  # given back at the end
+
+
+async def test_a_burst_of_sequences_is_served_in_the_order_it_came(settings):
+    """Turns that arrive together finish their statements one turn after another, so the first
+    ones reach the model first (TTFT p50 under a burst): with statements lent one at a time,
+    each turn's second statement waited behind every other turn's first."""
+    settings.DB_LOOP_POOL_MAX_SIZE = 1
+    await adb.close()
+    order: list[str] = []
+
+    def turn(name: str):
+        for step in range(3):
+            yield sql.Statement("SELECT %s", [f"{name}{step}"], fetch=True)
+            order.append(f"{name}{step}")
+        return name
+
+    assert await asyncio.gather(*(adb.run(turn(name)) for name in "abc")) == ["a", "b", "c"]
+
+    assert order == ["a0", "a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2"]
+
+
+async def test_a_sequence_gives_its_connection_back_for_a_call_and_after_an_error():
+    """A call runs in a database thread (the connection is not held meanwhile); an error may
+    have broken the connection: the next statement gets one that works."""
+    from django.db import OperationalError
+
+    await adb.close()
+    pool = await adb._pool()
+    seen: dict = {}
+
+    def during_call():
+        seen["idle"] = len(pool.idle)
+
+    def steps():
+        ((first,),) = yield sql.Statement("SELECT pg_backend_pid()", fetch=True)
+        yield sql.Call(during_call)
+        try:
+            yield sql.Statement("SELECT pg_terminate_backend(pg_backend_pid())", fetch=True)
+        except OperationalError:
+            seen["error"] = True
+        ((last,),) = yield sql.Statement("SELECT pg_backend_pid()", fetch=True)
+        return first, last
+
+    first, last = await adb.run(steps())
+
+    assert seen == {"idle": 1, "error": True}
+    assert last != first  # the session ended; a new connection served the last statement
+
+
 async def test_a_statement_waits_for_a_free_connection_no_longer_than_the_pools_timeout(
     settings,
 ):
