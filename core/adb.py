@@ -205,8 +205,9 @@ async def run(steps: Steps[R]) -> R:
     came. Lent per statement, every turn's second statement queued behind every other turn's
     first: all of them reached the model at about the same time, late (TTFT p50 at 200 streams
     was the whole burst's database work, not half of it). Measured served (docs/benchmarks.md,
-    the eighth round): TTFT p50 at 200 streams 20-25 % lower with a history, for 0-6 % more
-    CPU a turn (the streams no longer all run at once, so each loop iteration serves fewer)."""
+    the eighth round): TTFT p50 at 200 streams 20-25 % lower with a history, for 4-7 % more
+    CPU a turn at 20 and 50 messages (the streams no longer all run at once, so each loop
+    iteration serves fewer) and a longer tail (TTFT p99 +6-14 %)."""
     if not available():
         return await run_db(sql.run, steps)
     pool = _pools.get(asyncio.get_running_loop()) or await _pool()
